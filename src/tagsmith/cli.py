@@ -1,0 +1,278 @@
+"""The `tagsmith` command line. Only this module turns errors into user messages."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from itertools import islice
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from tagsmith import __version__
+from tagsmith.errors import TagsmithError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly_errors(func: F) -> F:
+    """Print a TagsmithError as one line and exit 2, instead of a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except TagsmithError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="tagsmith")
+def main() -> None:
+    """Tag e-commerce products with a language model, using only the tags of a controlled vocabulary.
+
+    \b
+    Quick start (no GPU, no network: the embedded SmolLM2-135M model is used):
+      tagsmith tag "HP 435952-B21 Xeon E5335 2.0GHz processor kit" --vocab wdc-pave
+      tagsmith tag --input offers.jsonl --output tagged.jsonl --vocab wdc-pave
+      tagsmith vocab check my-vocabulary.yaml
+
+    Run `tagsmith COMMAND --help` for each command's options.
+    """
+
+
+# --------------------------------------------------------------------------- tag
+
+def _count_items(path: Path) -> int | None:
+    try:
+        with path.open("rb") as handle:
+            n = sum(1 for line in handle if line.strip())
+        return n - 1 if path.suffix.lower() == ".csv" else n
+    except OSError:
+        return None
+
+
+def _batches(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    while batch := list(islice(items, size)):
+        yield batch
+
+
+@main.command()
+@click.argument("text", required=False)
+@click.option("--vocab", "-v", "vocab", required=True, metavar="PATH|NAME",
+              help="Vocabulary file (.yaml/.json), folder of per-category files, or a built-in name "
+                   "such as 'wdc-pave'.")
+@click.option("--input", "-i", "input_path", type=click.Path(path_type=Path),
+              help="Items to tag: .jsonl (one object per line) or .csv with a header.")
+@click.option("--output", "-o", "output_path", type=click.Path(path_type=Path),
+              help="Write results here as JSONL, one line per item. Re-running skips ids already "
+                   "in the file, so an interrupted run continues where it stopped. "
+                   "Without it, results go to standard output.")
+@click.option("--description", "-d", default="", help="With TEXT: the item's description.")
+@click.option("--category", "-c", default=None,
+              help="With TEXT: the item's category, to pick a per-category vocabulary.")
+@click.option("--model", "-m", default=None,
+              help="'embedded' (default), an HF model id, an HF model folder, or a .gguf file.")
+@click.option("--engine", "-e", default=None, help="Generation backend: auto (default) or transformers.")
+@click.option("--template", "-t", default=None,
+              help="Prompt template: a name from prompts/ (default 'default') or a .jinja path.")
+@click.option("--config", type=click.Path(path_type=Path), default=None,
+              help="TOML settings file (see src/tagsmith/defaults.toml for the keys).")
+@click.option("--batch-size", "-b", type=click.IntRange(1, 1024), default=None,
+              help="Items per engine call [default: 8].")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Tag at most this many items.")
+@click.option("--id-field", default=None, help="Input field with the item id [default: id, item_id, sku].")
+@click.option("--title-field", default=None,
+              help="Input field with the title [default: title, input_title, name].")
+@click.option("--description-field", default=None,
+              help="Input field with the description [default: description, input_description, body, text].")
+@click.option("--category-field", default=None, help="Input field with the category [default: category].")
+@click.option("--raw/--no-raw", default=False, help="With TEXT: also print the model's raw output.")
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar (batch mode).")
+@friendly_errors
+def tag(text: str | None, vocab: str, input_path: Path | None, output_path: Path | None,
+        description: str, category: str | None, model: str | None, engine: str | None,
+        template: str | None, config: Path | None, batch_size: int | None, limit: int | None,
+        id_field: str | None, title_field: str | None, description_field: str | None,
+        category_field: str | None, raw: bool, progress: bool) -> None:
+    """Tag one product (TEXT, its title) or a file of products (--input).
+
+    Every tag in the output comes from the vocabulary; extractive facets (part numbers and
+    the like) hold text copied from the item itself.
+    """
+    from tagsmith.config import load_settings
+    from tagsmith.items import FieldMap, Item, read_items
+    from tagsmith.prompts import load_template
+    from tagsmith.vocabulary import resolve_vocabularies
+
+    if (text is None) == (input_path is None):
+        raise click.UsageError("give either TEXT or --input FILE (not both)")
+    settings = load_settings(config, {
+        "model": {"name": model}, "engine": {"name": engine, "batch_size": batch_size},
+        "tagging": {"template": template}})
+    # Everything cheap is checked before the model loads, so mistakes fail in a second.
+    vocabularies = resolve_vocabularies(vocab)
+    prompt = load_template(settings.tagging.template)
+    fields = FieldMap.with_overrides(id=id_field, title=title_field, description=description_field,
+                                     category=category_field)
+    if input_path is not None:
+        next(iter(read_items(input_path, fields)), None)  # opens and checks the format
+
+    tagger = _build_tagger(settings, vocabularies, prompt)
+    if text is not None:
+        result = tagger.tag(Item(id="1", title=text, description=description, category=category))
+        out = result.to_dict()
+        if not raw:
+            out.pop("raw")
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        if result.error:
+            sys.exit(1)
+        return
+    assert input_path is not None
+    _tag_file(tagger, read_items(input_path, fields), input_path, output_path,
+              settings.engine.batch_size, limit, progress)
+
+
+def _build_tagger(settings: Any, vocabularies: Any, prompt: Any) -> Any:
+    from tagsmith.engines import create_engine
+    from tagsmith.tagger import Tagger, TaggerSettings
+
+    engine = create_engine(settings.engine.name, settings.model.name,
+                           batch_size=settings.engine.batch_size, threads=settings.engine.threads,
+                           dtype=settings.engine.dtype)
+    t = settings.tagging
+    return Tagger(engine, vocabularies, prompt,
+                  TaggerSettings(max_text_chars=t.max_text_chars, strip_html=t.strip_html,
+                                 max_new_tokens=t.max_new_tokens))
+
+
+def _tag_file(tagger: Any, items: Iterator[Any], input_path: Path, output_path: Path | None,
+              batch_size: int, limit: int | None, progress: bool) -> None:
+    from tqdm import tqdm
+
+    from tagsmith.results_store import ResultsFile
+
+    store = ResultsFile(output_path) if output_path else None
+    done = set(store.done) if store else set()
+    if store and store.repaired:
+        click.echo(f"note: {output_path} ended in a partly written line; it was removed", err=True)
+    seen: set[str] = set()
+    duplicates = 0
+
+    def todo() -> Iterator[Any]:
+        nonlocal duplicates
+        for item in items:
+            if item.id in seen:
+                duplicates += 1
+                continue
+            seen.add(item.id)
+            if item.id not in done:
+                yield item
+
+    total = _count_items(input_path)
+    if total is not None:
+        total = max(0, total - len(done))
+        if limit is not None:
+            total = min(total, limit)
+    stream = islice(todo(), limit) if limit is not None else todo()
+    counts = {"tagged": 0, "errors": 0}
+    bar = tqdm(total=total, unit="item", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    try:
+        for batch in _batches(stream, batch_size):
+            results = tagger.tag_batch(batch)
+            records = [r.to_dict() for r in results]
+            if store:
+                store.write(records)
+            else:
+                for r in records:
+                    click.echo(json.dumps(r, ensure_ascii=False))
+            counts["tagged"] += len(results)
+            counts["errors"] += sum(1 for r in results if r.error)
+            bar.update(len(results))
+    except KeyboardInterrupt:
+        bar.close()
+        where = f"; re-run the same command to continue ({output_path})" if store else ""
+        click.echo(f"interrupted after {counts['tagged']} items{where}", err=True)
+        sys.exit(130)
+    finally:
+        bar.close()
+        if store:
+            store.close()
+    skipped = f", {len(done)} already done" if done else ""
+    dup = f", {duplicates} duplicate ids skipped" if duplicates else ""
+    click.echo(f"tagged {counts['tagged']} items ({counts['errors']} with errors{skipped}{dup})"
+               + (f" -> {output_path}" if output_path else ""), err=True)
+
+
+# --------------------------------------------------------------------------- vocab
+
+@main.group()
+def vocab() -> None:
+    """Check, inspect and export controlled vocabularies."""
+
+
+@vocab.command("check")
+@click.argument("paths", nargs=-1, required=True)
+@friendly_errors
+def vocab_check(paths: tuple[str, ...]) -> None:
+    """Validate vocabulary files or folders; exits non-zero on the first invalid one."""
+    from tagsmith.vocabulary import resolve_vocabularies
+
+    for p in paths:
+        for v in resolve_vocabularies(p):
+            kinds = sum(1 for f in v.facets if f.extractive)
+            click.echo(f"ok  {v.name}: {len(v.facets)} facets ({kinds} extractive), "
+                       f"{v.size} values" + (f", category {v.category!r}" if v.category else ""))
+
+
+@vocab.command("schema")
+@click.argument("path")
+@friendly_errors
+def vocab_schema(path: str) -> None:
+    """Print the JSON schema the decoder enforces for a vocabulary file."""
+    from tagsmith.schema import build_schema
+    from tagsmith.vocabulary import resolve_vocabularies
+
+    vocabularies = resolve_vocabularies(path)
+    schemas = [build_schema(v) for v in vocabularies]
+    click.echo(json.dumps(schemas[0] if len(schemas) == 1 else schemas, ensure_ascii=False, indent=2))
+
+
+@vocab.command("list")
+def vocab_list() -> None:
+    """List the built-in vocabularies (usable by name with --vocab)."""
+    from tagsmith.vocabulary import builtin_vocabularies
+
+    for name in builtin_vocabularies():
+        click.echo(name)
+
+
+# --------------------------------------------------------------------------- model
+
+@main.group()
+def model() -> None:
+    """Prepare models."""
+
+
+@model.command("prepare")
+@click.option("--model", "-m", "spec", default=None, help="'embedded' (default), a .gguf file or HF folder.")
+@friendly_errors
+def model_prepare(spec: str | None) -> None:
+    """Convert the embedded (or a given GGUF) model into the cache now and print its folder.
+
+    Tagging does this on first use; running it ahead (e.g. in a setup script) makes the
+    first `tagsmith tag` fast.
+    """
+    from tagsmith.model_store import resolve_model
+
+    click.echo(resolve_model(spec).path)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

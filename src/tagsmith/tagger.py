@@ -1,0 +1,120 @@
+"""item -> prompt -> constrained generation -> parse -> validate -> TagResult.
+
+The tagger owns the policy (which vocabulary an item uses, how its text is cleaned, how
+answers are checked) and nothing about how models run: it hands batches of
+`GenerationRequest`s to whatever `Engine` it was given.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tagsmith.engines.base import Engine, GenerationRequest
+from tagsmith.items import Item, clean_text
+from tagsmith.parsing import parse_answer
+from tagsmith.prompts import PromptTemplate
+from tagsmith.schema import build_schema, max_answer_tokens, schema_text
+from tagsmith.vocabulary import Vocabulary, VocabularySet
+
+
+@dataclass
+class TagResult:
+    """The outcome for one item. `error` is set (and `tags` empty) when no answer was usable."""
+
+    id: str
+    tags: dict[str, list[str]]
+    vocabulary: str | None = None
+    raw: str | None = None
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TaggerSettings:
+    max_text_chars: int = 2000
+    strip_html: bool = True
+    #: Upper bound on answer tokens; the vocabulary's own bound applies when smaller.
+    max_new_tokens: int = 1024
+
+
+@dataclass
+class _Prepared:
+    item: Item
+    vocabulary: Vocabulary | None
+    text: str = ""
+    request: GenerationRequest | None = None
+    result: TagResult | None = None  # set when the item needs no model call
+    warnings: list[str] = field(default_factory=list)
+
+
+class Tagger:
+    def __init__(self, engine: Engine, vocabularies: VocabularySet | Vocabulary,
+                 template: PromptTemplate, settings: TaggerSettings | None = None,
+                 adapter: str | None = None) -> None:
+        self.engine = engine
+        self.vocabularies = (vocabularies if isinstance(vocabularies, VocabularySet)
+                             else VocabularySet([vocabularies]))
+        self.template = template
+        self.settings = settings or TaggerSettings()
+        self.adapter = adapter
+        self._schemas = {v.name: schema_text(build_schema(v)) for v in self.vocabularies}
+        self._budgets = {v.name: min(max_answer_tokens(v), self.settings.max_new_tokens)
+                         for v in self.vocabularies}
+
+    def _prepare(self, item: Item) -> _Prepared:
+        vocab = self.vocabularies.for_category(item.category)
+        if vocab is None:
+            known = ", ".join(self.vocabularies.categories)
+            return _Prepared(item, None, result=TagResult(
+                item.id, {}, error=f"no vocabulary for category {item.category!r} (have: {known})"))
+        s = self.settings
+        title, notes_t = clean_text(item.title, max_chars=s.max_text_chars, html_to_text=s.strip_html)
+        budget = max(0, s.max_text_chars - len(title))
+        description, notes_d = clean_text(item.description, max_chars=budget, html_to_text=s.strip_html)
+        warnings = [f"title: {n}" for n in notes_t] + [f"description: {n}" for n in notes_d]
+        text = f"{title}\n{description}".strip()
+        if not text:
+            return _Prepared(item, vocab, result=TagResult(
+                item.id, {}, vocabulary=vocab.name, warnings=[*warnings, "empty item: nothing to tag"]))
+        messages = self.template.messages(item, {"title": title, "description": description}, vocab)
+        request = GenerationRequest(messages=tuple(messages), schema=self._schemas[vocab.name],
+                                    max_tokens=self._budgets[vocab.name], adapter=self.adapter)
+        return _Prepared(item, vocab, text=text, request=request, warnings=warnings)
+
+    def tag_batch(self, items: Sequence[Item]) -> list[TagResult]:
+        """Tag items in one engine call; each result carries its own errors, so one bad item
+        never fails the batch."""
+        start = time.perf_counter()
+        prepared = [self._prepare(item) for item in items]
+        pending = [p for p in prepared if p.result is None and p.request is not None]
+        generations = self.engine.generate([p.request for p in pending]) if pending else []  # type: ignore[misc]
+        per_item = (time.perf_counter() - start) / max(1, len(items))
+        for p, gen in zip(pending, generations, strict=True):
+            assert p.vocabulary is not None
+            parsed = parse_answer(gen.text, p.vocabulary, p.text)
+            error = parsed.error
+            if error and gen.finish_reason == "length":
+                error += f" (answer cut at {p.request.max_tokens} tokens)"  # type: ignore[union-attr]
+            p.result = TagResult(p.item.id, parsed.tags, vocabulary=p.vocabulary.name, raw=gen.text,
+                                 rejected=[r.to_dict() for r in parsed.rejected],
+                                 warnings=p.warnings, error=error)
+        results = [p.result for p in prepared]
+        for r in results:
+            assert r is not None
+            r.seconds = round(per_item, 4)
+        return results  # type: ignore[return-value]
+
+    def tag(self, item: Item) -> TagResult:
+        return self.tag_batch([item])[0]
+
+    def tag_texts(self, texts: Iterable[str]) -> list[TagResult]:
+        """Convenience for ad-hoc use: each string is a title."""
+        return self.tag_batch([Item(id=str(i), title=t) for i, t in enumerate(texts)])

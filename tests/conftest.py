@@ -1,0 +1,77 @@
+"""Shared fixtures: a small vocabulary, a fake engine that replays canned answers, and
+the real embedded-model engine (session-scoped, for the slow end-to-end tests)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+from tagsmith.engines.base import Engine, Generation, GenerationRequest
+from tagsmith.prompts import load_template
+from tagsmith.vocabulary import Vocabulary, parse_vocabulary
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+WDC_TRAIN = SHARED / "wdc-pave" / "wdc_with_all_attributes_normalized" / "train.jsonl"
+
+SMALL_VOCAB = {
+    "name": "test-kitchen",
+    "facets": [
+        {"name": "Color", "max_values": 2,
+         "values": ["Black", "Red", {"value": "Stainless Steel", "aliases": ["inox", "stainless"]}]},
+        {"name": "Material", "values": ["Steel", "Wood", "Plastic"]},
+        {"name": "Part Number", "extractive": True},
+        {"name": "Category", "hierarchy": {"separator": " > "},
+         "values": ["Kitchen > Knives", "Kitchen > Cookware > Pans"]},
+    ],
+}
+
+
+@pytest.fixture
+def small_vocab() -> Vocabulary:
+    return parse_vocabulary(SMALL_VOCAB)
+
+
+@pytest.fixture
+def template():
+    return load_template("default")
+
+
+class FakeEngine(Engine):
+    """Replays answers: `answer(request) -> text`; records every request it saw."""
+
+    name = "fake"
+
+    def __init__(self, answer: Callable[[GenerationRequest], str] | str = "{}", model_id: str = "fake"):
+        self.answer = answer if callable(answer) else (lambda _r, a=answer: a)
+        self.model_id = model_id
+        self.requests: list[GenerationRequest] = []
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        self.requests.extend(requests)
+        return [Generation(text=self.answer(r)) for r in requests]
+
+
+@pytest.fixture
+def fake_engine_cls():
+    return FakeEngine
+
+
+def answer_json(**facets: list[str]) -> str:
+    return json.dumps({k.replace("_", " "): v for k, v in facets.items()})
+
+
+def require_shared() -> None:
+    if not WDC_TRAIN.is_file():
+        pytest.skip(f"shared data not found at {WDC_TRAIN}")
+
+
+@pytest.fixture(scope="session")
+def embedded_engine():
+    from tagsmith.engines import create_engine
+
+    engine = create_engine("transformers", "embedded", batch_size=8)
+    yield engine
+    engine.close()
