@@ -210,6 +210,129 @@ def _tag_file(tagger: Any, items: Iterator[Any], input_path: Path, output_path: 
                + (f" -> {output_path}" if output_path else ""), err=True)
 
 
+# --------------------------------------------------------------------------- eval
+
+@main.command("eval")
+@click.option("--data", "data_path", required=True, type=click.Path(path_type=Path),
+              help="Gold data: WDC-PAVE or ExtractGPT JSONL, or generic JSONL with a 'gold' object.")
+@click.option("--split", "part", type=click.Choice(["validation", "train", "all"]), default="validation",
+              show_default=True, help="Which part of --data to score (a stable 20%% by id is validation).")
+@click.option("--vocab", "-v", "vocab", default="wdc-pave", show_default=True, metavar="PATH|NAME",
+              help="Vocabulary file, folder or built-in name.")
+@click.option("--model", "-m", "models", multiple=True,
+              help="Model(s) to evaluate; repeat for a matrix [default: embedded].")
+@click.option("--template", "-t", "templates", multiple=True,
+              help="Template(s) to evaluate; repeat for a matrix (the first is the reference).")
+@click.option("--engine", "-e", default=None, help="Generation backend [default: auto].")
+@click.option("--baseline/--no-baseline", default=True, show_default=True,
+              help="Also train and score the TF-IDF + logistic regression baseline on the train split.")
+@click.option("--llm/--no-llm", default=True, show_default=True, help="Run the LLM configurations.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Score only the first N items.")
+@click.option("--batch-size", "-b", type=click.IntRange(1, 1024), default=None)
+@click.option("--config", type=click.Path(path_type=Path), default=None, help="TOML settings file.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
+              help="Reports go to OUT/<time>-<dataset>/ (report.md, report.html, summary.json, predictions).")
+@click.option("--fail-under", type=click.FloatRange(0, 100), default=None,
+              help="Exit with status 3 when any LLM run's micro F1 (in %%) is below this: a CI gate.")
+@click.option("--progress/--no-progress", default=True)
+@friendly_errors
+def eval_cmd(data_path: Path, part: str, vocab: str, models: tuple[str, ...], templates: tuple[str, ...],
+             engine: str | None, baseline: bool, llm: bool, limit: int | None, batch_size: int | None,
+             config: Path | None, out_dir: Path, fail_under: float | None, progress: bool) -> None:
+    """Score configurations against gold labels and compare them on the same items.
+
+    Runs every model x template combination (the first is the reference every other run is
+    compared to, with a paired bootstrap interval and the slots that flipped) and the
+    classical baseline. Generations are cached, so re-running an unchanged configuration
+    is free and changing one template re-runs only that template.
+    """
+    import time as _time
+
+    from tagsmith.config import load_settings
+    from tagsmith.evaluation import report
+    from tagsmith.evaluation.baseline import TfidfBaseline
+    from tagsmith.evaluation.datasets import Dataset, load_dataset, split
+    from tagsmith.evaluation.runner import RunConfig, run
+    from tagsmith.model_store import cache_dir
+    from tagsmith.prompts import load_template
+    from tagsmith.tagger import Tagger, TaggerSettings
+    from tagsmith.vocabulary import resolve_vocabularies
+
+    settings = load_settings(config, {"engine": {"name": engine, "batch_size": batch_size}})
+    vocabularies = resolve_vocabularies(vocab)
+    full = load_dataset(data_path)
+    dataset = split(full, part)
+    if limit:
+        dataset = Dataset(dataset.name, dataset.items[:limit], dataset.mode)
+    if not dataset.items:
+        raise click.UsageError(f"no items in {dataset.name}")
+    prompts = [load_template(t) for t in (templates or (settings.tagging.template,))]
+    models = models or (settings.model.name,)
+    cache = cache_dir() / "eval"
+    t = settings.tagging
+    tagger_settings = TaggerSettings(max_text_chars=t.max_text_chars, strip_html=t.strip_html,
+                                     max_new_tokens=t.max_new_tokens)
+    results = []
+    if llm:
+        from tagsmith.engines import create_engine, resolve_engine_name
+
+        engine_name = resolve_engine_name(settings.engine.name)
+        for model_spec in models:
+            eng = None
+            for prompt in prompts:
+                cfg = RunConfig(
+                    name=f"{model_spec}|{prompt.name}|{engine_name}", kind="llm",
+                    settings={"model": model_spec, "template": prompt.name, "template_digest": prompt.digest,
+                              "vocabularies": sorted(v.digest for v in vocabularies), "engine": engine_name,
+                              "dtype": settings.engine.dtype, "tagging": t.model_dump(), "adapter": None})
+
+                def predict(batch, _p=prompt, _m=model_spec):
+                    nonlocal eng
+                    if eng is None:  # load only if something is not cached
+                        eng = create_engine(engine_name, _m, batch_size=settings.engine.batch_size,
+                                            threads=settings.engine.threads, dtype=settings.engine.dtype)
+                    tagger = Tagger(eng, vocabularies, _p, tagger_settings)
+                    return [r.to_dict() for r in tagger.tag_batch([g.item for g in batch])]
+
+                results.append(run(cfg, dataset, predict, cache_dir=cache, vocabularies=vocabularies,
+                                   batch_size=settings.engine.batch_size, progress=progress))
+            if eng is not None:
+                eng.close()
+    if baseline:
+        train = split(full, "train") if part == "validation" else None
+        if train is None or not train.items:
+            click.echo("note: baseline skipped (it needs --split validation to train on the rest)", err=True)
+        else:
+            model = TfidfBaseline(vocabularies).fit(train.items)
+            cfg = RunConfig(name="tfidf-svm baseline", kind="baseline",
+                            settings={"train": train.name, "n_train": len(train.items),
+                                      "vocabularies": sorted(v.digest for v in vocabularies)})
+            results.append(run(cfg, dataset, model.predict, cache_dir=None, vocabularies=vocabularies,
+                               batch_size=256, progress=False))
+    if not results:
+        raise click.UsageError("nothing to run (both --no-llm and --no-baseline)")
+    comps = report.comparisons(results, dataset.ids)
+    md = report.markdown(results, comps, dataset.name, len(dataset.items))
+    gold = {g.item.id: g.gold for g in dataset.items}
+    stem = f"{_time.strftime('%Y%m%d-%H%M%S')}-{full.name.split(':')[-1].replace('/', '-')}"
+    target = out_dir / stem
+    n = 1
+    while target.exists():  # two evals in one second must not overwrite each other
+        n += 1
+        target = out_dir / f"{stem}-{n}"
+    report.save(target, results, comps, md, report.html_report(md, results, gold),
+                {"dataset": dataset.name, "data_path": str(data_path), "split": part,
+                 "n_items": len(dataset.items), "vocab": vocab, "limit": limit})
+    click.echo(md)
+    click.echo(f"\nreports: {target}/report.md, report.html, summary.json", err=True)
+    if fail_under is not None:
+        low = [r for r in results if r.config.kind == "llm" and 100 * r.scores.f1 < fail_under]
+        if low:
+            click.echo(f"FAIL: F1 below {fail_under}: " + ", ".join(
+                f"{r.config.name} {100 * r.scores.f1:.1f}" for r in low), err=True)
+            sys.exit(3)
+
+
 # --------------------------------------------------------------------------- vocab
 
 @main.group()

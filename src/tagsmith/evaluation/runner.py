@@ -1,0 +1,156 @@
+"""Run one configuration over a gold dataset and score it.
+
+Generations are cached on disk: one append-only JSONL per configuration (model, adapter,
+template text, vocabularies, engine settings), one line per item keyed by the item's
+content. Re-running an unchanged configuration costs nothing, changing a template
+re-runs only that template's column, and an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from tagsmith.evaluation.datasets import Dataset, GoldItem
+from tagsmith.evaluation.metrics import Scores, SlotScore, aggregate, score_slot
+from tagsmith.results_store import ResultsFile
+from tagsmith.vocabulary import VocabularySet
+
+#: Predicts tags for a batch of gold items (the gold is not shown to it): returns per item
+#: a dict with at least "tags", and optionally "raw", "rejected", "error".
+Predictor = Callable[[Sequence[GoldItem]], list[dict[str, Any]]]
+
+
+@dataclass
+class RunConfig:
+    """What identifies a run; its hash keys the generation cache."""
+
+    name: str
+    kind: str  # "llm" or "baseline"
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        payload = json.dumps({"kind": self.kind, **self.settings}, sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@dataclass
+class RunResult:
+    config: RunConfig
+    dataset: str
+    scores: Scores
+    slots: list[SlotScore]
+    predictions: dict[str, dict[str, Any]]
+    rates: dict[str, float]
+    seconds_per_item: float
+    items_per_second: float
+    cached_items: int
+
+
+def item_key(g: GoldItem) -> str:
+    i = g.item
+    return hashlib.sha256(json.dumps([i.id, i.title, i.description, i.category]).encode()).hexdigest()[:20]
+
+
+def canonical_gold(gold: dict[str, list[str]], vocabularies: VocabularySet | None,
+                   category: str | None) -> dict[str, list[str]]:
+    """Gold values spelled as the vocabulary spells them (aliases -> canonical), so a case or
+    alias variant the tagger canonicalised is not scored as wrong. Values the vocabulary
+    does not know are kept as written (and can then only be matched by extractive facets)."""
+    vocab = vocabularies.for_category(category) if vocabularies else None
+    if vocab is None:
+        return gold
+    out = {}
+    for facet_name, values in gold.items():
+        facet = vocab.facet(facet_name)
+        out[facet_name] = [((facet.canonical(v) if facet and not facet.extractive else None) or v)
+                           for v in values]
+    return out
+
+
+OOV_REASONS = ("not in the vocabulary", "unknown facet")
+
+
+def _raw_answer(prediction: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        raw = json.loads(prediction["raw"]) if prediction.get("raw") else None
+    except json.JSONDecodeError:
+        return None
+    return raw if isinstance(raw, dict) else None
+
+
+def _rates(predictions: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Out-of-vocabulary and duplicate shares of all answered values, and the share of
+    unparseable answers. All 0 when decoding is constrained; a server that ignores the
+    schema shows up here."""
+    values = oov = dup = unparseable = 0
+    for p in predictions:
+        if str(p.get("error") or "").startswith(("unparseable", "output is not")):
+            unparseable += 1
+        raw = _raw_answer(p)
+        if raw is None:  # no raw model output (a baseline): count what it predicted
+            values += sum(len(v) for v in (p.get("tags") or {}).values())
+        else:
+            for v in raw.values():
+                answers = v if isinstance(v, list) else [v]
+                values += len(answers)
+                dup += len(answers) - len({json.dumps(x).casefold() for x in answers})
+        oov += sum(1 for r in p.get("rejected") or [] if r.get("reason") in OOV_REASONS)
+    return {"oov_rate": oov / max(1, values), "duplicate_rate": dup / max(1, values),
+            "unparseable_rate": unparseable / max(1, len(predictions))}
+
+
+def run(config: RunConfig, dataset: Dataset, predictor: Predictor, *, cache_dir: Path | None,
+        vocabularies: VocabularySet | None = None, batch_size: int = 8, progress: bool = True,
+        bootstrap: int = 1000) -> RunResult:
+    store = ResultsFile(cache_dir / f"{config.key}.jsonl") if cache_dir else None
+    cached: dict[str, dict[str, Any]] = {}
+    if store and store.path.exists():
+        for line in store.path.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            cached[record["id"]] = record
+    keys = {g.item.id: item_key(g) for g in dataset.items}
+    todo = [g for g in dataset.items if keys[g.item.id] not in cached]
+    elapsed = 0.0
+    bar = tqdm(total=len(todo), desc=config.name, unit="item", disable=not progress or not todo)
+    try:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start:start + batch_size]
+            t0 = time.perf_counter()
+            preds = predictor(batch)
+            dt = time.perf_counter() - t0
+            elapsed += dt
+            records = [{**p, "id": keys[g.item.id], "seconds": dt / len(batch)} for g, p in zip(batch, preds, strict=True)]
+            for r in records:
+                cached[r["id"]] = r
+            if store:
+                store.write(records)
+            bar.update(len(batch))
+    finally:
+        bar.close()
+        if store:
+            store.close()
+    predictions = {g.item.id: cached[keys[g.item.id]] for g in dataset.items}
+    slots = []
+    for g in dataset.items:
+        gold = canonical_gold(g.gold, vocabularies, g.item.category)
+        tags = predictions[g.item.id].get("tags") or {}
+        slots.extend(score_slot(g.item.id, facet, values, tags.get(facet, []), dataset.mode)
+                     for facet, values in gold.items())
+    all_seconds = [float(p.get("seconds", 0.0)) for p in predictions.values()]
+    per_item = sum(all_seconds) / max(1, len(all_seconds))
+    return RunResult(
+        config=config, dataset=dataset.name,
+        scores=aggregate(slots, dataset.ids, bootstrap=bootstrap),
+        slots=slots, predictions=predictions, rates=_rates(list(predictions.values())),
+        seconds_per_item=per_item, items_per_second=(1 / per_item) if per_item else float("inf"),
+        cached_items=len(dataset.items) - len(todo),
+    )

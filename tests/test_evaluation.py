@@ -1,0 +1,127 @@
+"""Eval harness logic: datasets, split, cache, rates, baseline, CLI gate (fake engine)."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import tagsmith.engines
+from tagsmith.cli import main
+from tagsmith.errors import InputError
+from tagsmith.evaluation.baseline import TfidfBaseline
+from tagsmith.evaluation.datasets import load_dataset, split
+from tagsmith.evaluation.runner import RunConfig, canonical_gold, run
+from tagsmith.vocabulary import VocabularySet, parse_vocabulary
+
+from conftest import SMALL_VOCAB, FakeEngine
+
+
+def write_jsonl(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def wdc_record(i, brand, category="Jewelry"):
+    return {"id": i, "category": category, "input_title": f"{brand} ring {i}", "input_description": "",
+            "target_scores": {"Brand": {brand: {"pid": [0], "score": 1}}, "Gender": {"n/a": 1}}}
+
+
+def test_loaders_detect_format(tmp_path):
+    wdc = load_dataset(write_jsonl(tmp_path / "w.jsonl", [wdc_record(1, "TACORI")]))
+    assert wdc.mode == "alternatives" and wdc.items[0].gold == {"Brand": ["TACORI"], "Gender": []}
+    egpt = load_dataset(write_jsonl(tmp_path / "e.jsonl", [
+        {"input": "Men shorts", "category": "Shorts", "target_scores": {"Gender": {"Men": 1}}}]))
+    assert egpt.items[0].item.title == "Men shorts"
+    gen = load_dataset(write_jsonl(tmp_path / "g.jsonl", [{"id": "a", "title": "x", "gold": {"C": ["Red"]}}]))
+    assert gen.mode == "set" and gen.items[0].gold == {"C": ["Red"]}
+    with pytest.raises(InputError, match="expected a 'gold' object"):
+        load_dataset(write_jsonl(tmp_path / "bad.jsonl", [{"id": "a", "title": "x"}]))
+
+
+def test_validation_split_is_stable_and_disjoint(tmp_path):
+    data = load_dataset(write_jsonl(tmp_path / "w.jsonl", [wdc_record(i, "TACORI") for i in range(500)]))
+    val, train = split(data, "validation"), split(data, "train")
+    assert set(val.ids).isdisjoint(train.ids) and len(val.ids) + len(train.ids) == 500
+    assert 70 < len(val.ids) < 130
+    assert split(data, "validation").ids == val.ids
+
+
+def test_gold_is_mapped_to_canonical_spelling(small_vocab):
+    vs = VocabularySet([small_vocab])
+    assert canonical_gold({"Color": ["inox", "Purple"], "Part Number": ["ab"]}, vs, None) == \
+        {"Color": ["Stainless Steel", "Purple"], "Part Number": ["ab"]}
+
+
+def test_run_caches_generations_and_scores(tmp_path):
+    data = load_dataset(write_jsonl(tmp_path / "w.jsonl", [wdc_record(i, "TACORI") for i in range(6)]))
+    calls = []
+
+    def predictor(batch):
+        calls.append(len(batch))
+        return [{"tags": {"Brand": ["TACORI"]}, "raw": '{"Brand": ["TACORI", "TACORI"]}'} for _ in batch]
+
+    cfg = RunConfig("a", "llm", {"template": "x"})
+    first = run(cfg, data, predictor, cache_dir=tmp_path / "cache", batch_size=4, progress=False)
+    assert sum(calls) == 6 and first.cached_items == 0
+    assert first.scores.f1 == 1.0 and first.rates["duplicate_rate"] == pytest.approx(0.5)
+    again = run(cfg, data, predictor, cache_dir=tmp_path / "cache", progress=False)
+    assert sum(calls) == 6 and again.cached_items == 6 and again.scores.f1 == 1.0
+    run(RunConfig("b", "llm", {"template": "y"}), data, predictor, cache_dir=tmp_path / "cache", progress=False)
+    assert sum(calls) == 12  # a changed configuration is a new column
+
+
+def test_rates_count_out_of_vocabulary_and_unparseable(tmp_path):
+    data = load_dataset(write_jsonl(tmp_path / "w.jsonl", [wdc_record(i, "TACORI") for i in range(2)]))
+    preds = iter([{"tags": {}, "raw": '{"Brand": ["FREE"]}',
+                   "rejected": [{"facet": "Brand", "value": "FREE", "reason": "not in the vocabulary"}]},
+                  {"tags": {}, "raw": "{oops", "error": "unparseable output: x"}])
+    r = run(RunConfig("s", "llm"), data, lambda b: [next(preds) for _ in b], cache_dir=None, progress=False)
+    assert r.rates == {"oov_rate": 1.0, "duplicate_rate": 0.0, "unparseable_rate": 0.5}
+
+
+def test_baseline_learns_a_separable_facet():
+    vocab = parse_vocabulary({"name": "v", "facets": [
+        {"name": "Color", "values": ["Red", "Blue"]}, {"name": "PN", "extractive": True}]})
+    from tagsmith.evaluation.datasets import GoldItem
+    from tagsmith.items import Item
+
+    def item(i, color):
+        return GoldItem(Item(str(i), f"{color.lower()} cotton shirt {i}"), {"Color": [color], "PN": ["x"]})
+
+    train = [item(i, "Red" if i % 2 else "Blue") for i in range(20)]
+    model = TfidfBaseline(VocabularySet([vocab])).fit(train)
+    preds = model.predict([item(100, "Red"), item(101, "Blue")])
+    assert [p["tags"] for p in preds] == [{"Color": ["Red"]}, {"Color": ["Blue"]}]
+
+
+@pytest.fixture
+def fake_llm(monkeypatch):
+    def create(name, model, **options):
+        return FakeEngine(lambda r: json.dumps({"Brand": ["TACORI"]}), model_id=model)
+    monkeypatch.setattr(tagsmith.engines, "create_engine", create)
+
+
+def test_eval_cli_reports_and_gate(fake_llm, tmp_path, monkeypatch):
+    monkeypatch.setenv("TAGSMITH_CACHE", str(tmp_path / "cache"))
+    data = write_jsonl(tmp_path / "w.jsonl",
+                       [wdc_record(i, "TACORI" if i % 3 else "BENCHMARK") for i in range(120)])
+    args = ["eval", "--data", str(data), "--vocab", "wdc-pave", "--out", str(tmp_path / "runs"),
+            "--engine", "transformers", "--no-progress"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert "embedded|default|transformers" in r.output and "tfidf-svm baseline" in r.output
+    assert "vs embedded|default|transformers: delta F1" in r.output
+    (out,) = (tmp_path / "runs").iterdir()
+    summary = json.loads((out / "summary.json").read_text())
+    assert [x["kind"] for x in summary["runs"]] == ["llm", "baseline"]
+    assert "<svg" in (out / "report.html").read_text()
+    r = CliRunner().invoke(main, [*args, "--fail-under", "99.9", "--no-baseline"])
+    assert r.exit_code == 3 and "FAIL: F1 below 99.9" in r.output
+    assert summary["runs"][0]["cached_items"] == 0
+    again = json.loads(sorted((tmp_path / "runs").iterdir())[-1].joinpath("summary.json").read_text())
+    assert again["runs"][0]["cached_items"] == again["n_items"]
+
+
+def test_eval_cli_bad_data_is_a_clear_error(tmp_path):
+    r = CliRunner().invoke(main, ["eval", "--data", str(tmp_path / "none.jsonl")])
+    assert r.exit_code == 2 and "dataset file not found" in r.output
