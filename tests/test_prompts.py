@@ -50,3 +50,19 @@ def test_template_by_name_path_and_errors(tmp_path):
 
 def test_digest_changes_with_text():
     assert PromptTemplate("a", "x").digest != PromptTemplate("a", "y").digest
+
+
+@pytest.mark.parametrize("name", ["default", "all-values"])
+def test_one_line_per_facet(small_vocab, name):
+    text = render(load_template(name), small_vocab, "knife")
+    lines = [x for x in text.splitlines() if x.startswith("- ")]
+    assert [x.split(":")[0].split(" (")[0] for x in lines] == ["- Color", "- Material", "- Part Number", "- Category"]
+
+
+def test_default_lists_a_sample_of_long_value_lists():
+    from tagsmith.vocabulary import parse_vocabulary
+
+    v = parse_vocabulary({"name": "x", "facets": [{"name": "N", "values": [str(i) for i in range(30)]}]})
+    text = render(load_template("default"), v, "x")
+    assert "| 11 | ... (30 values in all)" in text and "| 12 |" not in text
+    assert "| 29" in render(load_template("all-values"), v, "x")
