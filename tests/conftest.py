@@ -75,3 +75,20 @@ def embedded_engine():
     engine = create_engine("transformers", "embedded", batch_size=8)
     yield engine
     engine.close()
+
+
+def assert_valid(result, vocabularies, item_text=None):
+    """The product's promise for one result: parsed, in-vocabulary, no duplicates, spans from the text."""
+    assert result.error is None, (result.error, result.raw)
+    vocab = next(v for v in vocabularies if v.name == result.vocabulary)
+    json.loads(result.raw)  # the raw output itself is valid JSON
+    for facet_name, values in result.tags.items():
+        facet = vocab.facet(facet_name)
+        assert facet is not None
+        assert len(values) == len({v.casefold() for v in values}), "duplicate tags"
+        assert len(values) <= facet.max_values
+        for v in values:
+            if facet.extractive:
+                assert item_text is None or " ".join(v.split()).casefold() in " ".join(item_text.split()).casefold()
+            else:
+                assert v in facet.allowed, (facet_name, v)

@@ -16,25 +16,9 @@ from tagsmith.prompts import load_template
 from tagsmith.tagger import Tagger, TaggerSettings
 from tagsmith.vocabulary import resolve_vocabularies
 
-from conftest import WDC_TRAIN, require_shared
+from conftest import WDC_TRAIN, assert_valid, require_shared
 
 pytestmark = pytest.mark.slow
-
-
-def assert_valid(result, vocabularies, item_text=None):
-    assert result.error is None, (result.error, result.raw)
-    vocab = next(v for v in vocabularies if v.name == result.vocabulary)
-    json.loads(result.raw)  # the raw output itself is valid JSON
-    for facet_name, values in result.tags.items():
-        facet = vocab.facet(facet_name)
-        assert facet is not None
-        assert len(values) == len({v.casefold() for v in values}), "duplicate tags"
-        assert len(values) <= facet.max_values
-        for v in values:
-            if facet.extractive:
-                assert item_text is None or v.casefold() in " ".join(item_text.split()).casefold()
-            else:
-                assert v in facet.allowed, (facet_name, v)
 
 
 def test_wdc_offers_and_hostile_items_in_one_batch(embedded_engine):

