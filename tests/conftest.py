@@ -92,3 +92,29 @@ def assert_valid(result, vocabularies, item_text=None):
                 assert item_text is None or " ".join(v.split()).casefold() in " ".join(item_text.split()).casefold()
             else:
                 assert v in facet.allowed, (facet_name, v)
+
+
+TRAIN_ITEMS = [("1", "Red steel chef knife AB-12", {"Color": ["Red"], "Material": ["Steel"], "Part Number": ["AB-12"],
+                                                     "Category": ["Kitchen > Knives"]}),
+               ("2", "Black wooden pan CD-34", {"Color": ["Black"], "Material": ["Wood"], "Part Number": ["CD-34"],
+                                                "Category": ["Kitchen > Cookware > Pans"]}),
+               ("3", "Red plastic pan EF-56", {"Color": ["Red"], "Material": ["Plastic"], "Part Number": ["EF-56"],
+                                               "Category": ["Kitchen > Cookware > Pans"]}),
+               ("4", "Inox steel knife GH-78", {"Color": ["inox"], "Material": ["Steel"], "Part Number": ["GH-78"],
+                                                "Category": ["Kitchen > Knives"]})]
+
+
+@pytest.fixture(scope="session")
+def trained_adapter(tmp_path_factory):
+    """A real (tiny) LoRA trained with `tagsmith.training.train` on four items: ~1 min on CPU."""
+    from tagsmith.evaluation.datasets import GoldItem
+    from tagsmith.items import Item
+    from tagsmith.training import TrainSettings, train
+    from tagsmith.vocabulary import VocabularySet
+
+    items = [GoldItem(Item(i, t), g) for i, t, g in TRAIN_ITEMS]
+    out = tmp_path_factory.mktemp("train") / "tiny-lora"
+    result = train(items, VocabularySet([parse_vocabulary(SMALL_VOCAB)]), load_template("default"), out,
+                   settings=TrainSettings(rank=8, alpha=16, epochs=6, batch_size=2, learning_rate=1e-3,
+                                          target_modules=("q_proj", "v_proj")), progress=False)
+    return out, result

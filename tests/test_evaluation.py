@@ -125,3 +125,18 @@ def test_eval_cli_reports_and_gate(fake_llm, tmp_path, monkeypatch):
 def test_eval_cli_bad_data_is_a_clear_error(tmp_path):
     r = CliRunner().invoke(main, ["eval", "--data", str(tmp_path / "none.jsonl")])
     assert r.exit_code == 2 and "dataset file not found" in r.output
+
+
+def test_eval_cli_adapter_matrix(fake_llm, tmp_path, monkeypatch):
+    monkeypatch.setenv("TAGSMITH_CACHE", str(tmp_path / "cache"))
+    data = write_jsonl(tmp_path / "w.jsonl", [wdc_record(i, "TACORI") for i in range(60)])
+    adapter = tmp_path / "my-lora"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    args = ["eval", "--data", str(data), "--out", str(tmp_path / "runs"), "--no-progress", "--no-baseline",
+            "-e", "transformers"]
+    r = CliRunner().invoke(main, [*args, "-a", "none", "-a", str(adapter)])
+    assert r.exit_code == 0, r.output
+    assert "embedded+my-lora|default|transformers vs embedded|default|transformers" in r.output
+    r = CliRunner().invoke(main, [*args, "-a", str(tmp_path)])
+    assert r.exit_code == 2 and "not a peft adapter folder" in r.output

@@ -69,3 +69,10 @@ def test_adapter_on_off_changes_output(vllm_engine, random_adapter):
     ])
     assert base.text == base_again.text  # greedy decoding is deterministic per request
     assert tuned.text != base.text
+
+
+def test_trained_adapter_loads_in_vllm(vllm_engine, trained_adapter, small_vocab, template):
+    folder, _ = trained_adapter
+    tagger = Tagger(vllm_engine, small_vocab, template, adapter=str(folder))
+    result = tagger.tag(Item("x", "Red steel chef knife AB-12"))
+    assert result.error is None and result.raw

@@ -87,6 +87,8 @@ def _batches(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
                                                 "or http://127.0.0.1:8000/v1].")
 @click.option("--template", "-t", default=None,
               help="Prompt template: a name from prompts/ (default 'default') or a .jinja path.")
+@click.option("--adapter", "-a", default=None, type=click.Path(path_type=Path),
+              help="LoRA adapter folder (peft, as written by `tagsmith train`).")
 @click.option("--config", type=click.Path(path_type=Path), default=None,
               help="TOML settings file (see src/tagsmith/defaults.toml for the keys).")
 @click.option("--batch-size", "-b", type=click.IntRange(1, 4096), default=None,
@@ -103,7 +105,7 @@ def _batches(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
 @friendly_errors
 def tag(text: str | None, vocab: str, input_path: Path | None, output_path: Path | None,
         description: str, category: str | None, model: str | None, engine: str | None, base_url: str | None,
-        template: str | None, config: Path | None, batch_size: int | None, limit: int | None,
+        template: str | None, adapter: Path | None, config: Path | None, batch_size: int | None, limit: int | None,
         id_field: str | None, title_field: str | None, description_field: str | None,
         category_field: str | None, raw: bool, progress: bool) -> None:
     """Tag one product (TEXT, its title) or a file of products (--input).
@@ -129,7 +131,7 @@ def tag(text: str | None, vocab: str, input_path: Path | None, output_path: Path
     if input_path is not None:
         next(iter(read_items(input_path, fields)), None)  # opens and checks the format
 
-    tagger = _build_tagger(settings, vocabularies, prompt)
+    tagger = _build_tagger(settings, vocabularies, prompt, adapter)
     if text is not None:
         result = tagger.tag(Item(id="1", title=text, description=description, category=category))
         out = result.to_dict()
@@ -144,13 +146,19 @@ def tag(text: str | None, vocab: str, input_path: Path | None, output_path: Path
               settings.engine.batch_size or tagger.engine.batch_size, limit, progress)
 
 
-def _build_tagger(settings: Any, vocabularies: Any, prompt: Any) -> Any:
+def _build_tagger(settings: Any, vocabularies: Any, prompt: Any, adapter: Path | None = None) -> Any:
     from tagsmith.engines import create_engine, resolve_engine_name
     from tagsmith.tagger import Tagger
 
     name = resolve_engine_name(settings.engine.name)
     engine = create_engine(name, settings.model.name, **settings.engine_options(name))
-    return Tagger(engine, vocabularies, prompt, settings.tagger_settings())
+    if adapter is not None:
+        from tagsmith.training import check_adapter
+
+        for warning in check_adapter(adapter, engine.model_id, vocabularies):
+            click.echo(f"warning: {warning}", err=True)
+    return Tagger(engine, vocabularies, prompt, settings.tagger_settings(),
+                  adapter=str(adapter.resolve()) if adapter else None)
 
 
 def _tag_file(tagger: Any, items: Iterator[Any], input_path: Path, output_path: Path | None,
@@ -226,6 +234,9 @@ def _tag_file(tagger: Any, items: Iterator[Any], input_path: Path, output_path: 
               help="Template(s) to evaluate; repeat for a matrix (the first is the reference).")
 @click.option("--engine", "-e", "engines", multiple=True,
               help="Generation backend(s); repeat for a matrix [default: auto].")
+@click.option("--adapter", "-a", "adapters", multiple=True,
+              help="LoRA adapter folder(s) to evaluate; repeat for a matrix; 'none' = the base model "
+                   "[default: none].")
 @click.option("--baseline/--no-baseline", default=True, show_default=True,
               help="Also train and score the TF-IDF + logistic regression baseline on the train split.")
 @click.option("--llm/--no-llm", default=True, show_default=True, help="Run the LLM configurations.")
@@ -240,11 +251,11 @@ def _tag_file(tagger: Any, items: Iterator[Any], input_path: Path, output_path: 
 @click.option("--progress/--no-progress", default=True)
 @friendly_errors
 def eval_cmd(data_path: Path, part: str, vocab: str, models: tuple[str, ...], templates: tuple[str, ...],
-             engines: tuple[str, ...], baseline: bool, llm: bool, limit: int | None, batch_size: int | None,
+             engines: tuple[str, ...], adapters: tuple[str, ...], baseline: bool, llm: bool, limit: int | None, batch_size: int | None,
              config: Path | None, out_dir: Path, fail_under: float | None, progress: bool) -> None:
     """Score configurations against gold labels and compare them on the same items.
 
-    Runs every engine x model x template combination (the first is the reference every other run is
+    Runs every engine x model x adapter x template combination (the first is the reference every other run is
     compared to, with a paired bootstrap interval and the slots that flipped) and the
     classical baseline. Generations are cached, so re-running an unchanged configuration
     is free and changing one template re-runs only that template.
@@ -270,6 +281,12 @@ def eval_cmd(data_path: Path, part: str, vocab: str, models: tuple[str, ...], te
         raise click.UsageError(f"no items in {dataset.name}")
     prompts = [load_template(t) for t in (templates or (settings.tagging.template,))]
     models = models or (settings.model.name,)
+    adapter_list: list[str | None] = [None if a.lower() == "none" else str(Path(a).resolve())
+                                      for a in (adapters or ("none",))]
+    for a in adapter_list:
+        if a is not None and not Path(a, "adapter_config.json").is_file():
+            raise click.BadParameter(f"{a}: not a peft adapter folder (no adapter_config.json)",
+                                     param_hint="--adapter")
     cache = cache_dir() / "eval"
     results = []
     if llm:
@@ -277,8 +294,8 @@ def eval_cmd(data_path: Path, part: str, vocab: str, models: tuple[str, ...], te
 
         for engine_name in dict.fromkeys(resolve_engine_name(e) for e in (engines or (settings.engine.name,))):
             for model_spec in models:
-                results.extend(_eval_llm_runs(engine_name, model_spec, prompts, dataset, vocabularies,
-                                              settings, cache, progress))
+                results.extend(_eval_llm_runs(engine_name, model_spec, adapter_list, prompts, dataset,
+                                              vocabularies, settings, cache, progress))
     if baseline:
         train = split(full, "train") if part == "validation" else None
         if train is None or not train.items:
@@ -314,29 +331,30 @@ def eval_cmd(data_path: Path, part: str, vocab: str, models: tuple[str, ...], te
             sys.exit(3)
 
 
-def _eval_llm_runs(engine_name: str, model_spec: str, prompts: list[Any], dataset: Any, vocabularies: Any,
-                   settings: Any, cache: Path, progress: bool) -> list[Any]:
-    """One run per template for one (engine, model); the model loads once, and only if some
-    item is not cached yet."""
+def _eval_llm_runs(engine_name: str, model_spec: str, adapters: list[str | None], prompts: list[Any],
+                   dataset: Any, vocabularies: Any, settings: Any, cache: Path | None, progress: bool) -> list[Any]:
+    """One run per (adapter, template) for one (engine, model); the model loads once, and only if
+    some item is not cached yet."""
     from tagsmith.engines import create_engine
     from tagsmith.evaluation.runner import RunConfig, run
     from tagsmith.tagger import Tagger
 
     engine: Any = None
     results = []
-    for prompt in prompts:
+    for adapter, prompt in ((a, p) for a in adapters for p in prompts):
         cfg = RunConfig(
-            name=f"{model_spec}|{prompt.name}|{engine_name}", kind="llm",
+            name=f"{model_spec}{'+' + Path(adapter).name if adapter else ''}|{prompt.name}|{engine_name}",
+            kind="llm",
             settings={"model": model_spec, "template": prompt.name, "template_digest": prompt.digest,
                       "vocabularies": sorted(v.digest for v in vocabularies), "engine": engine_name,
                       "dtype": settings.engine.dtype, "tagging": settings.tagging.model_dump(),
-                      "adapter": None})
+                      "adapter": adapter, **({"adapter_digest": _folder_digest(adapter)} if adapter else {})})
 
-        def predict(batch: Any, _prompt: Any = prompt) -> list[dict[str, Any]]:
+        def predict(batch: Any, _prompt: Any = prompt, _adapter: str | None = adapter) -> list[dict[str, Any]]:
             nonlocal engine
             if engine is None:
                 engine = create_engine(engine_name, model_spec, **settings.engine_options(engine_name))
-            tagger = Tagger(engine, vocabularies, _prompt, settings.tagger_settings())
+            tagger = Tagger(engine, vocabularies, _prompt, settings.tagger_settings(), adapter=_adapter)
             return [r.to_dict() for r in tagger.tag_batch([g.item for g in batch])]
 
         results.append(run(cfg, dataset, predict, cache_dir=cache, vocabularies=vocabularies,
@@ -398,6 +416,93 @@ def serve(spec: str | None, adapters: tuple[str, ...], host: str, port: int, max
     if dry_run:
         return
     sys.exit(subprocess.call(cmd, env=env))
+
+
+def _folder_digest(folder: str) -> str:
+    """Content hash of an adapter folder: retraining into the same path must not reuse the cache."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(Path(folder).rglob("*")):
+        if f.is_file():
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- train
+
+@main.command()
+@click.option("--data", "data_path", required=True, type=click.Path(path_type=Path),
+              help="Gold data (WDC-PAVE, ExtractGPT or generic JSONL).")
+@click.option("--split", "part", type=click.Choice(["train", "all"]), default="train", show_default=True,
+              help="Train on the train split (validation held out, as in `tagsmith eval`) or on everything.")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Adapter folder to write (peft files + manifest.json), e.g. adapters/my-adapter.")
+@click.option("--vocab", "-v", "vocab", default="wdc-pave", show_default=True, metavar="PATH|NAME")
+@click.option("--model", "-m", default=None, help="Base model [default: embedded].")
+@click.option("--template", "-t", default=None, help="Prompt template the adapter is trained (and used) with.")
+@click.option("--rank", default=8, show_default=True, type=click.IntRange(1, 256))
+@click.option("--alpha", default=16, show_default=True, type=click.IntRange(1, 1024))
+@click.option("--target-modules", default="q_proj,k_proj,v_proj,o_proj", show_default=True,
+              help="Comma-separated module names to adapt.")
+@click.option("--epochs", default=1.0, show_default=True, type=click.FloatRange(0, min_open=True))
+@click.option("--lr", "learning_rate", default=2e-4, show_default=True, type=click.FloatRange(0, min_open=True))
+@click.option("--batch-size", default=4, show_default=True, type=click.IntRange(1, 256))
+@click.option("--max-length", default=1024, show_default=True, type=click.IntRange(64),
+              help="Longest example in tokens; longer ones are skipped, not cut.")
+@click.option("--max-steps", default=None, type=click.IntRange(1), help="Stop after this many steps.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--eval-limit", default=50, show_default=True, type=click.IntRange(0),
+              help="Score the adapter on this many validation items at the end (0 = skip).")
+@click.option("--progress/--no-progress", default=True)
+@friendly_errors
+def train(data_path: Path, part: str, out_dir: Path, vocab: str, model: str | None, template: str | None,
+          rank: int, alpha: int, target_modules: str, epochs: float, learning_rate: float, batch_size: int,
+          max_length: int, max_steps: int | None, seed: int, eval_limit: int, progress: bool) -> None:
+    """Fine-tune a LoRA adapter on gold tags (QLoRA on CUDA, plain LoRA on CPU).
+
+    Examples are rendered through the same template the tagger uses and the target is the
+    exact JSON the schema allows, so the adapter is trained on what it will see.
+    """
+    from tagsmith.config import load_settings
+    from tagsmith.evaluation.datasets import Dataset, load_dataset, split
+    from tagsmith.prompts import load_template
+    from tagsmith.training import TrainSettings, train as run_training, write_manifest
+    from tagsmith.vocabulary import resolve_vocabularies
+
+    settings = load_settings(None, {"model": {"name": model}, "tagging": {"template": template}})
+    vocabularies = resolve_vocabularies(vocab)
+    prompt = load_template(settings.tagging.template)
+    full = load_dataset(data_path)
+    data = split(full, part)
+    result = run_training(
+        data.items, vocabularies, prompt, out_dir, model=settings.model.name,
+        settings=TrainSettings(rank=rank, alpha=alpha, target_modules=tuple(target_modules.split(",")),
+                               epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
+                               max_length=max_length, seed=seed, max_steps=max_steps),
+        tagger_settings=settings.tagger_settings(), progress=progress)
+    click.echo(f"trained {result.steps} steps on {result.n_examples} examples in {result.seconds:.0f} s; "
+               f"loss {result.losses[0]:.3f} -> {sum(result.losses[-10:]) / len(result.losses[-10:]):.3f} "
+               f"(mean of last 10) -> {out_dir}", err=True)
+    if eval_limit and part == "train":
+        validation = split(full, "validation")
+        validation = Dataset(validation.name, validation.items[:eval_limit], validation.mode)
+        if validation.items:
+            runs = _eval_llm_runs(_resolved_engine(settings), settings.model.name, [str(Path(out_dir).resolve())],
+                                  [prompt], validation, vocabularies, settings, None, progress)
+            s = runs[0].scores
+            interval = [s.f1_interval.low, s.f1_interval.high] if s.f1_interval else None
+            write_manifest(Path(out_dir), {"validation": {"dataset": validation.name, "n_items": len(validation.items),
+                                                          "f1": s.f1, "f1_interval": interval,
+                                                          "precision": s.precision, "recall": s.recall}})
+            click.echo(f"validation ({len(validation.items)} items): F1 {100 * s.f1:.1f}", err=True)
+
+
+def _resolved_engine(settings: Any) -> str:
+    from tagsmith.engines import resolve_engine_name
+
+    return resolve_engine_name(settings.engine.name)
 
 
 # --------------------------------------------------------------------------- vocab

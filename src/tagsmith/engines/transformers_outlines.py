@@ -8,11 +8,12 @@ padding, which is what outlines' batch generation expects.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from pathlib import Path
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from tagsmith.engines.base import Engine, Generation, GenerationRequest
@@ -61,6 +62,7 @@ class TransformersEngine(Engine):
         self.dtype = pick_dtype(dtype, device)
         self._hf_model, self._tokenizer = self._load(location.path, self.dtype, device, location.is_local)
         self._adapters: dict[str, str] = {}
+        self._peft: Any = None
 
         import outlines
 
@@ -102,6 +104,33 @@ class TransformersEngine(Engine):
             self._cache.popitem(last=False)
         return generator
 
+    @contextlib.contextmanager
+    def _adapter(self, adapter: str | None) -> Iterator[None]:
+        """Activate a peft adapter (loaded on first use) or, for None, the bare base model.
+
+        peft injects LoRA layers into the model in place, so the outlines wrapper, which
+        holds the same model object, generates through them."""
+        if adapter is None:
+            if self._peft is None:
+                yield
+            else:
+                with self._peft.disable_adapter():
+                    yield
+            return
+        path = str(Path(adapter).expanduser().resolve())
+        if not Path(path, "adapter_config.json").is_file():
+            raise EngineError(f"{adapter}: not a peft adapter folder (no adapter_config.json)")
+        name = self._adapters.setdefault(path, f"adapter{len(self._adapters)}")
+        if self._peft is None:
+            from peft import PeftModel
+
+            self._peft = PeftModel.from_pretrained(self._hf_model, path, adapter_name=name)
+            self._peft.eval()
+        elif name not in self._peft.peft_config:
+            self._peft.load_adapter(path, adapter_name=name)
+        self._peft.set_adapter(name)
+        yield
+
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
         from outlines.inputs import Chat
 
@@ -110,20 +139,25 @@ class TransformersEngine(Engine):
         for i, r in enumerate(requests):
             groups.setdefault((r.schema, r.adapter), []).append(i)
         for (schema, adapter), indices in groups.items():
-            if adapter is not None:
-                raise EngineError("transformers engine: adapters are not supported yet")
             generator = self._generator(schema)
-            for start in range(0, len(indices), self.batch_size):
-                chunk = indices[start:start + self.batch_size]
-                max_tokens = max(requests[i].max_tokens for i in chunk)
-                prompts = [Chat(list(requests[i].messages)) for i in chunk]
-                with self._torch.inference_mode():
-                    texts = generator.batch(prompts, max_new_tokens=max_tokens, do_sample=False)
-                for i, text in zip(chunk, texts, strict=True):
-                    n = len(self._tokenizer.encode(text, add_special_tokens=False))
-                    results[i] = Generation(text=text, completion_tokens=n,
-                                            finish_reason="length" if n >= requests[i].max_tokens else "stop")
+            with self._adapter(adapter):
+                for start in range(0, len(indices), self.batch_size):
+                    chunk = indices[start:start + self.batch_size]
+                    for i, gen in zip(chunk, self._run(generator, [requests[i] for i in chunk], Chat), strict=True):
+                        results[i] = gen
         return [r for r in results if r is not None]
+
+    def _run(self, generator: Any, chunk: list[GenerationRequest], chat: Any) -> list[Generation]:
+        max_tokens = max(r.max_tokens for r in chunk)
+        with self._torch.inference_mode():
+            texts = generator.batch([chat(list(r.messages)) for r in chunk], max_new_tokens=max_tokens,
+                                    do_sample=False)
+        out = []
+        for r, text in zip(chunk, texts, strict=True):
+            n = len(self._tokenizer.encode(text, add_special_tokens=False))
+            out.append(Generation(text=text, completion_tokens=n,
+                                  finish_reason="length" if n >= r.max_tokens else "stop"))
+        return out
 
     def close(self) -> None:
         self._cache.clear()

@@ -36,6 +36,8 @@ class VLLMEngine(Engine):
                  threads: int = 0, max_model_len: int = 4096, gpu_memory_utilization: float | None = None,
                  structured_backend: str = DEFAULT_STRUCTURED_BACKEND, enable_lora: bool = True,
                  max_lora_rank: int = 64, seed: int = 0, **llm_options: Any) -> None:
+        # vLLM logs every start-up step at INFO; a tagging CLI should show progress, not that.
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         try:
             import torch
             from vllm import LLM

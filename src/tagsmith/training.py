@@ -1,0 +1,236 @@
+"""LoRA fine-tuning on (item, gold tags) pairs, through the tagger's own template.
+
+Each example is the exact chat prompt the tagger sends (same template, same text
+clean-up, same vocabulary) followed by the exact compact JSON the schema allows as the
+answer; the loss covers the answer tokens only. So a trained adapter meets, at tagging
+time, precisely the input/output format it was trained on.
+
+Gold is turned into a target the schema can produce: a single-valued facet takes the
+first gold value the vocabulary knows (several WDC gold values are alternatives), an
+extractive facet takes a gold value only if it occurs in the item text (the post-check
+would reject anything else), and no value is [].
+
+Adapters are saved as peft folders plus `manifest.json` (base model, template and
+vocabulary digests, data hash, settings, losses) so loading can refuse a mismatched base.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tagsmith import __version__
+from tagsmith.errors import ConfigError, TagsmithError
+from tagsmith.evaluation.datasets import GoldItem
+from tagsmith.evaluation.runner import canonical_gold
+from tagsmith.model_store import resolve_model
+from tagsmith.parsing import _find_span
+from tagsmith.prompts import PromptTemplate
+from tagsmith.tagger import TaggerSettings
+from tagsmith.items import clean_text
+from tagsmith.vocabulary import Vocabulary, VocabularySet
+
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class TrainSettings:
+    """LoRA and optimisation settings; every field is recorded in the adapter's manifest."""
+
+    rank: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    epochs: float = 1.0
+    learning_rate: float = 2e-4
+    batch_size: int = 4
+    max_length: int = 1024
+    seed: int = 0
+    max_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.rank < 1 or self.alpha < 1:
+            raise ConfigError(f"rank and alpha must be >= 1 (got rank={self.rank}, alpha={self.alpha})")
+        if self.epochs <= 0 or self.learning_rate <= 0 or self.batch_size < 1 or self.max_length < 64:
+            raise ConfigError("epochs, learning rate and batch size must be positive, max length >= 64")
+
+
+@dataclass
+class TrainResult:
+    adapter_dir: str
+    steps: int
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    n_examples: int = 0
+
+
+def target_answer(vocab: Vocabulary, gold: dict[str, list[str]], item_text: str) -> str:
+    """The compact JSON answer (schema property order) that the gold tags stand for."""
+    answer: dict[str, list[str]] = {}
+    for facet in vocab.facets:
+        values: list[str] = []
+        for v in gold.get(facet.name, []):
+            if facet.extractive:
+                span = _find_span(v, item_text)
+                value = span
+            else:
+                value = facet.canonical(v)
+            if value and value not in values and len(values) < facet.max_values:
+                values.append(value)
+        answer[facet.name] = values
+    return json.dumps(answer, ensure_ascii=False, separators=(",", ":"))
+
+
+def build_examples(items: Sequence[GoldItem], vocabularies: VocabularySet, template: PromptTemplate,
+                   tokenizer: Any, tagger_settings: TaggerSettings, max_length: int
+                   ) -> list[tuple[list[int], list[int]]]:
+    """(input_ids, labels) per item; labels are -100 on the prompt. Items whose prompt alone
+    exceeds max_length are skipped (truncating would teach answers to unseen text)."""
+    examples = []
+    for g in items:
+        vocab = vocabularies.for_category(g.item.category)
+        if vocab is None:
+            continue
+        s = tagger_settings
+        title = clean_text(g.item.title, max_chars=s.max_text_chars, html_to_text=s.strip_html)[0]
+        description = clean_text(g.item.description, max_chars=max(0, s.max_text_chars - len(title)),
+                                 html_to_text=s.strip_html)[0]
+        messages = template.messages(g.item, {"title": title, "description": description}, vocab)
+        prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        gold = canonical_gold(g.gold, vocabularies, g.item.category)
+        answer = target_answer(vocab, gold, f"{title}\n{description}") + tokenizer.eos_token
+        p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        a_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
+        if len(p_ids) + len(a_ids) > max_length:
+            continue
+        examples.append((p_ids + a_ids, [-100] * len(p_ids) + a_ids))
+    return examples
+
+
+def data_digest(items: Sequence[GoldItem]) -> str:
+    h = hashlib.sha256()
+    for g in items:
+        h.update(json.dumps([g.item.id, g.item.title, g.item.description, g.gold], sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def train(items: Sequence[GoldItem], vocabularies: VocabularySet, template: PromptTemplate, out_dir: str | Path,
+          *, model: str | None = None, settings: TrainSettings | None = None,
+          tagger_settings: TaggerSettings | None = None, progress: bool = True) -> TrainResult:
+    """Train a LoRA adapter and save it (with its manifest) to `out_dir`."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from tqdm import tqdm
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    settings = settings or TrainSettings()
+    tagger_settings = tagger_settings or TaggerSettings()
+    location = resolve_model(model)
+    torch.manual_seed(settings.seed)
+    random.seed(settings.seed)
+    tokenizer = AutoTokenizer.from_pretrained(location.path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    examples = build_examples(items, vocabularies, template, tokenizer, tagger_settings, settings.max_length)
+    if not examples:
+        raise TagsmithError("no training examples (no item matched a vocabulary within --max-length)")
+    cuda = torch.cuda.is_available()
+    kwargs: dict[str, Any] = {}
+    if cuda:  # QLoRA: 4-bit base through bitsandbytes, LoRA weights in bf16
+        from peft import prepare_model_for_kbit_training
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                           bnb_4bit_compute_dtype=torch.bfloat16)
+        kwargs["device_map"] = {"": 0}
+    base = AutoModelForCausalLM.from_pretrained(location.path, dtype=torch.float32 if not cuda else torch.bfloat16,
+                                                **kwargs)
+    if cuda:
+        base = prepare_model_for_kbit_training(base)
+    lora = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+                      target_modules=list(settings.target_modules), task_type="CAUSAL_LM")
+    peft_model = get_peft_model(base, lora)
+    optimizer = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad],
+                                  lr=settings.learning_rate)
+    steps_per_epoch = math.ceil(len(examples) / settings.batch_size)
+    total = settings.max_steps or max(1, int(steps_per_epoch * settings.epochs))
+    device = next(peft_model.parameters()).device
+    peft_model.train()
+    losses: list[float] = []
+    order: list[int] = []
+    start = time.perf_counter()
+    bar = tqdm(range(total), desc="train", unit="step", disable=not progress)
+    for step in bar:
+        if not order:
+            order = list(range(len(examples)))
+            random.shuffle(order)
+        batch = [examples[order.pop()] for _ in range(min(settings.batch_size, len(order)))]
+        width = max(len(ids) for ids, _ in batch)
+        input_ids = torch.full((len(batch), width), tokenizer.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(batch), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, (ids, labs) in enumerate(batch):  # right padding: labels ignore the pads
+            input_ids[row, :len(ids)] = torch.tensor(ids)
+            labels[row, :len(labs)] = torch.tensor(labs)
+            mask[row, :len(ids)] = 1
+        lr = settings.learning_rate * (1 - step / total)  # linear decay
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        out = peft_model(input_ids=input_ids.to(device), attention_mask=mask.to(device), labels=labels.to(device))
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(peft_model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(float(out.loss.detach()))
+        bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    bar.close()
+    out_path = Path(out_dir)
+    out_path.mkdir(parents=True, exist_ok=True)
+    peft_model.save_pretrained(out_path)
+    result = TrainResult(str(out_path), total, losses, time.perf_counter() - start, len(examples))
+    write_manifest(out_path, {
+        "tagsmith_version": __version__, "base_model": location.model_id,
+        "template": template.name, "template_digest": template.digest,
+        "vocabularies": {v.name: v.digest for v in vocabularies}, "data_digest": data_digest(items),
+        "n_examples": len(examples), "settings": {**asdict(settings), "qlora": cuda},
+        "steps": total, "seconds": round(result.seconds, 1),
+        "loss_first": losses[0], "loss_last_10_mean": sum(losses[-10:]) / len(losses[-10:]),
+    })
+    return result
+
+
+def write_manifest(folder: Path, data: dict[str, Any]) -> None:
+    existing = read_manifest(folder) or {}
+    (folder / MANIFEST).write_text(json.dumps({**existing, **data}, indent=2, default=list), encoding="utf-8")
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any] | None:
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def check_adapter(folder: str | Path, model_id: str, vocabularies: VocabularySet) -> list[str]:
+    """Refuse an adapter trained on another base model; warn (returned) about other vocabularies."""
+    folder = Path(folder)
+    if not (folder / "adapter_config.json").is_file():
+        raise TagsmithError(f"{folder}: not a peft adapter folder (no adapter_config.json)")
+    manifest = read_manifest(folder)
+    if manifest is None:
+        return [f"{folder}: no {MANIFEST}; cannot check which model and vocabulary it was trained for"]
+    if manifest.get("base_model") not in (None, model_id):
+        raise TagsmithError(f"{folder}: adapter was trained on {manifest['base_model']!r}, not {model_id!r}")
+    trained = manifest.get("vocabularies") or {}
+    return [f"{folder}: vocabulary {v.name!r} differs from the one the adapter was trained on"
+            for v in vocabularies if v.name in trained and trained[v.name] != v.digest]

@@ -1,0 +1,62 @@
+"""LoRA training: targets, a real few-step run (loss falls), manifest, loading in the
+transformers engine; the vLLM load check is in test_vllm_engine.py."""
+
+import pytest
+
+from tagsmith.errors import TagsmithError
+from tagsmith.training import check_adapter, read_manifest, target_answer
+from tagsmith.vocabulary import VocabularySet, parse_vocabulary
+
+from conftest import SMALL_VOCAB
+
+
+def test_target_is_the_compact_json_the_schema_allows(small_vocab):
+    gold = {"Color": ["Purple", "stainless", "Red"], "Material": [], "Part Number": ["ab-12", "ZZ"],
+            "Category": ["Kitchen > Knives"]}
+    text = target_answer(small_vocab, gold, "Chef knife AB-12")
+    assert text == ('{"Color":["Stainless Steel","Red"],"Material":[],"Part Number":["AB-12"],'
+                    '"Category":["Kitchen > Knives"]}')
+
+
+@pytest.mark.slow
+def test_training_lowers_loss_and_writes_a_manifest(trained_adapter, small_vocab, template):
+    folder, result = trained_adapter
+    first, last = sum(result.losses[:3]) / 3, sum(result.losses[-3:]) / 3
+    assert last < 0.7 * first, result.losses
+    manifest = read_manifest(folder)
+    assert manifest["base_model"] == "smollm2-135m-instruct"
+    assert manifest["template_digest"] == template.digest
+    assert manifest["vocabularies"] == {"test-kitchen": small_vocab.digest}
+    assert manifest["settings"]["rank"] == 8 and manifest["n_examples"] == 4
+    assert (folder / "adapter_config.json").is_file()
+
+
+@pytest.mark.slow
+def test_adapter_loads_in_transformers_engine(trained_adapter, embedded_engine, small_vocab, template):
+    from tagsmith.items import Item
+    from tagsmith.tagger import Tagger
+
+    folder, _ = trained_adapter
+    tagger = Tagger(embedded_engine, small_vocab, template, adapter=str(folder))
+    tuned = tagger.tag(Item("x", "Red steel chef knife AB-12"))
+    base = Tagger(embedded_engine, small_vocab, template).tag(Item("x", "Red steel chef knife AB-12"))
+    assert tuned.error is None and tuned.raw != base.raw
+    assert "Red" in tuned.tags.get("Color", [])  # learnt from four examples (the base model says [])
+    again = Tagger(embedded_engine, small_vocab, template).tag(Item("x", "Red steel chef knife AB-12"))
+    assert again.raw == base.raw  # the base model is untouched after using the adapter
+
+
+@pytest.mark.slow
+def test_mismatched_adapter_is_refused_or_warned(trained_adapter):
+    folder, _ = trained_adapter
+    with pytest.raises(TagsmithError, match="trained on 'smollm2-135m-instruct', not 'other-model'"):
+        check_adapter(folder, "other-model", VocabularySet([parse_vocabulary(SMALL_VOCAB)]))
+    changed = parse_vocabulary(dict(SMALL_VOCAB, facets=SMALL_VOCAB["facets"][:2]))
+    warnings = check_adapter(folder, "smollm2-135m-instruct", VocabularySet([changed]))
+    assert warnings and "differs" in warnings[0]
+    assert check_adapter(folder, "smollm2-135m-instruct", VocabularySet([parse_vocabulary(SMALL_VOCAB)])) == []
+
+
+def test_not_an_adapter(tmp_path):
+    with pytest.raises(TagsmithError, match="not a peft adapter folder"):
+        check_adapter(tmp_path, "m", VocabularySet([parse_vocabulary(SMALL_VOCAB)]))
