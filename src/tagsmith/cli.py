@@ -399,7 +399,9 @@ def serve(spec: str | None, adapters: tuple[str, ...], host: str, port: int, max
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", location.path,
            "--served-model-name", spec or "embedded", "--host", host, "--port", str(port),
            "--max-model-len", str(max_model_len), "--dtype", "bfloat16",
-           "--structured-outputs-config", json.dumps({"backend": structured_backend})]
+           "--structured-outputs-config", json.dumps(
+               {"backend": structured_backend,
+                **({"disable_any_whitespace": True} if structured_backend in ("guidance", "xgrammar") else {})})]
     if adapters:
         modules = []
         for a in adapters:

@@ -53,10 +53,15 @@ class VLLMEngine(Engine):
         if gpu_memory_utilization is None:
             gpu_memory_utilization = 0.8 if on_gpu else 0.3
         self._adapters: dict[str, int] = {}
+        # Engine-level: the per-request disable_any_whitespace is ignored by the guidance backend,
+        # which then let the 135M model emit newlines until max_tokens (1.7% of a WDC eval).
+        structured: dict[str, Any] = {"backend": structured_backend}
+        if structured_backend in ("guidance", "xgrammar"):
+            structured["disable_any_whitespace"] = True
         try:
             self._llm = LLM(model=location.path, dtype=dtype, max_model_len=max_model_len,
                             enforce_eager=not on_gpu, gpu_memory_utilization=gpu_memory_utilization,
-                            structured_outputs_config={"backend": structured_backend},
+                            structured_outputs_config=structured,
                             enable_lora=enable_lora, max_lora_rank=max_lora_rank, seed=seed,
                             **llm_options)
         except (OSError, ValueError) as exc:
