@@ -44,7 +44,7 @@ class ParsedTags:
     error: str | None = None
 
 
-def _find_span(span: str, text: str) -> str | None:
+def find_span(span: str, text: str) -> str | None:
     """The span as it occurs in `text` (case- and whitespace-insensitive), or None."""
     words = span.split()
     if not words:
@@ -66,7 +66,7 @@ def _facet_values(facet: Facet, answer: Any, item_text: str) -> tuple[list[str],
             rejected.append(Rejection(facet.name, v, "not a string"))
             continue
         if facet.extractive:
-            value = _find_span(v, item_text)
+            value = find_span(v, item_text)
             if value is None:
                 rejected.append(Rejection(facet.name, v, "not found in the item text"))
                 continue

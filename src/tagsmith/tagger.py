@@ -45,6 +45,16 @@ class TaggerSettings:
     max_new_tokens: int = 1024
 
 
+def clean_item(item: Item, settings: TaggerSettings) -> tuple[str, str, list[str]]:
+    """Cleaned title and description (sharing one character budget, title first) and notes on
+    what was changed. Tagging and training both use it, so an adapter sees the same text."""
+    s = settings
+    title, notes_t = clean_text(item.title, max_chars=s.max_text_chars, html_to_text=s.strip_html)
+    budget = max(0, s.max_text_chars - len(title))
+    description, notes_d = clean_text(item.description, max_chars=budget, html_to_text=s.strip_html)
+    return title, description, [f"title: {n}" for n in notes_t] + [f"description: {n}" for n in notes_d]
+
+
 @dataclass
 class _Prepared:
     item: Item
@@ -75,11 +85,7 @@ class Tagger:
             known = ", ".join(self.vocabularies.categories)
             return _Prepared(item, None, result=TagResult(
                 item.id, {}, error=f"no vocabulary for category {item.category!r} (have: {known})"))
-        s = self.settings
-        title, notes_t = clean_text(item.title, max_chars=s.max_text_chars, html_to_text=s.strip_html)
-        budget = max(0, s.max_text_chars - len(title))
-        description, notes_d = clean_text(item.description, max_chars=budget, html_to_text=s.strip_html)
-        warnings = [f"title: {n}" for n in notes_t] + [f"description: {n}" for n in notes_d]
+        title, description, warnings = clean_item(item, self.settings)
         text = f"{title}\n{description}".strip()
         if not text:
             return _Prepared(item, vocab, result=TagResult(

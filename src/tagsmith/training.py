@@ -31,10 +31,9 @@ from tagsmith.errors import ConfigError, TagsmithError
 from tagsmith.evaluation.datasets import GoldItem
 from tagsmith.evaluation.runner import canonical_gold
 from tagsmith.model_store import resolve_model
-from tagsmith.parsing import _find_span
+from tagsmith.parsing import find_span
 from tagsmith.prompts import PromptTemplate
-from tagsmith.tagger import TaggerSettings
-from tagsmith.items import clean_text
+from tagsmith.tagger import TaggerSettings, clean_item
 from tagsmith.vocabulary import Vocabulary, VocabularySet
 
 MANIFEST = "manifest.json"
@@ -78,8 +77,7 @@ def target_answer(vocab: Vocabulary, gold: dict[str, list[str]], item_text: str)
         values: list[str] = []
         for v in gold.get(facet.name, []):
             if facet.extractive:
-                span = _find_span(v, item_text)
-                value = span
+                value = find_span(v, item_text)
             else:
                 value = facet.canonical(v)
             if value and value not in values and len(values) < facet.max_values:
@@ -98,10 +96,7 @@ def build_examples(items: Sequence[GoldItem], vocabularies: VocabularySet, templ
         vocab = vocabularies.for_category(g.item.category)
         if vocab is None:
             continue
-        s = tagger_settings
-        title = clean_text(g.item.title, max_chars=s.max_text_chars, html_to_text=s.strip_html)[0]
-        description = clean_text(g.item.description, max_chars=max(0, s.max_text_chars - len(title)),
-                                 html_to_text=s.strip_html)[0]
+        title, description, _ = clean_item(g.item, tagger_settings)
         messages = template.messages(g.item, {"title": title, "description": description}, vocab)
         prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         gold = canonical_gold(g.gold, vocabularies, g.item.category)

@@ -122,7 +122,6 @@ def run(config: RunConfig, dataset: Dataset, predictor: Predictor, *, cache_dir:
     # keeps engine batches full instead of splitting every batch by schema.
     todo = sorted((g for g in dataset.items if keys[g.item.id] not in cached),
                   key=lambda g: g.item.category or "")
-    elapsed = 0.0
     bar = tqdm(total=len(todo), desc=config.name, unit="item", disable=not progress or not todo)
     try:
         for start in range(0, len(todo), batch_size):
@@ -130,7 +129,6 @@ def run(config: RunConfig, dataset: Dataset, predictor: Predictor, *, cache_dir:
             t0 = time.perf_counter()
             preds = predictor(batch)
             dt = time.perf_counter() - t0
-            elapsed += dt
             records = [{**p, "id": keys[g.item.id], "seconds": dt / len(batch)} for g, p in zip(batch, preds, strict=True)]
             for r in records:
                 cached[r["id"]] = r
