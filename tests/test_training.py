@@ -4,7 +4,8 @@ transformers engine; the vLLM load check is in test_vllm_engine.py."""
 import pytest
 
 from tagsmith.errors import TagsmithError
-from tagsmith.training import check_adapter, read_manifest, target_answer
+from tagsmith.adapters import check_adapter, read_manifest
+from tagsmith.training import target_answer
 from tagsmith.vocabulary import VocabularySet, parse_vocabulary
 
 from conftest import SMALL_VOCAB

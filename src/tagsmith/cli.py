@@ -87,8 +87,11 @@ def _batches(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
                                                 "or http://127.0.0.1:8000/v1].")
 @click.option("--template", "-t", default=None,
               help="Prompt template: a name from prompts/ (default 'default') or a .jinja path.")
-@click.option("--adapter", "-a", default=None, type=click.Path(path_type=Path),
-              help="LoRA adapter folder (peft, as written by `tagsmith train`).")
+@click.option("--adapter", "-a", default=None, metavar="auto|none|NAME|PATH",
+              help="LoRA adapter: a folder written by `tagsmith train`, the name of a shipped one "
+                   "(adapters/), 'none' for the bare model, or 'auto' (default): the shipped adapter "
+                   "trained for this model and vocabulary if there is one. With --engine openai, the "
+                   "adapter's name on the server.")
 @click.option("--config", type=click.Path(path_type=Path), default=None,
               help="TOML settings file (see src/tagsmith/defaults.toml for the keys).")
 @click.option("--batch-size", "-b", type=click.IntRange(1, 4096), default=None,
@@ -105,7 +108,7 @@ def _batches(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
 @friendly_errors
 def tag(text: str | None, vocab: str, input_path: Path | None, output_path: Path | None,
         description: str, category: str | None, model: str | None, engine: str | None, base_url: str | None,
-        template: str | None, adapter: Path | None, config: Path | None, batch_size: int | None, limit: int | None,
+        template: str | None, adapter: str | None, config: Path | None, batch_size: int | None, limit: int | None,
         id_field: str | None, title_field: str | None, description_field: str | None,
         category_field: str | None, raw: bool, progress: bool) -> None:
     """Tag one product (TEXT, its title) or a file of products (--input).
@@ -125,13 +128,12 @@ def tag(text: str | None, vocab: str, input_path: Path | None, output_path: Path
         "tagging": {"template": template}})
     # Everything cheap is checked before the model loads, so mistakes fail in a second.
     vocabularies = resolve_vocabularies(vocab)
-    prompt = load_template(settings.tagging.template)
     fields = FieldMap.with_overrides(id=id_field, title=title_field, description=description_field,
                                      category=category_field)
     if input_path is not None:
         next(iter(read_items(input_path, fields)), None)  # opens and checks the format
 
-    tagger = _build_tagger(settings, vocabularies, prompt, adapter)
+    tagger = _build_tagger(settings, vocabularies, template, adapter)
     if text is not None:
         result = tagger.tag(Item(id="1", title=text, description=description, category=category))
         out = result.to_dict()
@@ -146,19 +148,45 @@ def tag(text: str | None, vocab: str, input_path: Path | None, output_path: Path
               settings.engine.batch_size or tagger.engine.batch_size, limit, progress)
 
 
-def _build_tagger(settings: Any, vocabularies: Any, prompt: Any, adapter: Path | None = None) -> Any:
+def _build_tagger(settings: Any, vocabularies: Any, template: str | None, adapter: str | None) -> Any:
+    """Engine + adapter + template for `tag`. An adapter brings the template it was trained with
+    unless --template says otherwise (then a warning: the adapter never saw that prompt)."""
     from tagsmith.engines import create_engine, resolve_engine_name
     from tagsmith.tagger import Tagger
 
     name = resolve_engine_name(settings.engine.name)
+    choice = _choose_adapter(name, settings.model.name, vocabularies, adapter)
+    prompt = _adapter_template(choice, template, settings.tagging.template)
     engine = create_engine(name, settings.model.name, **settings.engine_options(name))
-    if adapter is not None:
-        from tagsmith.training import check_adapter
+    return Tagger(engine, vocabularies, prompt, settings.tagger_settings(), adapter=choice.path)
 
-        for warning in check_adapter(adapter, engine.model_id, vocabularies):
-            click.echo(f"warning: {warning}", err=True)
-    return Tagger(engine, vocabularies, prompt, settings.tagger_settings(),
-                  adapter=str(adapter.resolve()) if adapter else None)
+
+def _choose_adapter(engine_name: str, model_spec: str | None, vocabularies: Any, spec: str | None) -> Any:
+    from tagsmith.adapters import AUTO, NONE, AdapterChoice, choose_adapter
+
+    if engine_name == "openai":  # adapters live on the server, addressed by name
+        return AdapterChoice(None if (spec or AUTO).lower() in (AUTO, NONE) else spec)
+    from tagsmith.model_store import resolve_model
+
+    choice = choose_adapter(spec, resolve_model(model_spec).model_id, vocabularies)
+    for warning in choice.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if choice.path and spec is None:
+        click.echo(f"using adapter {choice.name} (trained for this model and vocabulary; --adapter none "
+                   "for the bare model)", err=True)
+    return choice
+
+
+def _adapter_template(choice: Any, asked: str | None, configured: str) -> Any:
+    from tagsmith.prompts import load_template
+
+    if asked is None and choice.template:
+        return load_template(choice.template)
+    prompt = load_template(asked or configured)
+    if choice.path and choice.template and prompt.name != choice.template:
+        click.echo(f"warning: adapter {choice.name} was trained with template {choice.template!r}, "
+                   f"not {prompt.name!r}", err=True)
+    return prompt
 
 
 def _tag_file(tagger: Any, items: Iterator[Any], input_path: Path, output_path: Path | None,
@@ -234,9 +262,11 @@ def _tag_file(tagger: Any, items: Iterator[Any], input_path: Path, output_path: 
               help="Template(s) to evaluate; repeat for a matrix (the first is the reference).")
 @click.option("--engine", "-e", "engines", multiple=True,
               help="Generation backend(s); repeat for a matrix [default: auto].")
-@click.option("--adapter", "-a", "adapters", multiple=True,
-              help="LoRA adapter folder(s) to evaluate; repeat for a matrix; 'none' = the base model "
-                   "[default: none].")
+@click.option("--adapter", "-a", "adapters", multiple=True, metavar="auto|none|NAME|PATH",
+              help="LoRA adapter(s) to evaluate; repeat for a matrix: a folder, a shipped adapter's name, "
+                   "'none' = the base model, 'auto' = the shipped adapter for the model and vocabulary "
+                   "(none if there is none) [default: auto]. Without --template each adapter runs with "
+                   "the template it was trained with.")
 @click.option("--baseline/--no-baseline", default=True, show_default=True,
               help="Also train and score the TF-IDF + logistic regression baseline on the train split.")
 @click.option("--llm/--no-llm", default=True, show_default=True, help="Run the LLM configurations.")
@@ -279,14 +309,9 @@ def eval_cmd(data_path: Path, part: str, vocab: str, models: tuple[str, ...], te
         dataset = Dataset(dataset.name, dataset.items[:limit], dataset.mode)
     if not dataset.items:
         raise click.UsageError(f"no items in {dataset.name}")
-    prompts = [load_template(t) for t in (templates or (settings.tagging.template,))]
+    prompts = [load_template(t) for t in templates]
     models = models or (settings.model.name,)
-    adapter_list: list[str | None] = [None if a.lower() == "none" else str(Path(a).resolve())
-                                      for a in (adapters or ("none",))]
-    for a in adapter_list:
-        if a is not None and not Path(a, "adapter_config.json").is_file():
-            raise click.BadParameter(f"{a}: not a peft adapter folder (no adapter_config.json)",
-                                     param_hint="--adapter")
+    adapter_specs = adapters or ("auto",)
     cache = cache_dir() / "eval"
     results = []
     if llm:
@@ -294,7 +319,12 @@ def eval_cmd(data_path: Path, part: str, vocab: str, models: tuple[str, ...], te
 
         for engine_name in dict.fromkeys(resolve_engine_name(e) for e in (engines or (settings.engine.name,))):
             for model_spec in models:
-                results.extend(_eval_llm_runs(engine_name, model_spec, adapter_list, prompts, dataset,
+                runs: dict[tuple[str | None, str], Any] = {}  # each (adapter, template) once
+                for spec in adapter_specs:
+                    choice = _choose_adapter(engine_name, model_spec, vocabularies, spec)
+                    for p in prompts or [_adapter_template(choice, None, settings.tagging.template)]:
+                        runs.setdefault((choice.path, p.name), (choice.path, p))
+                results.extend(_eval_llm_runs(engine_name, model_spec, list(runs.values()), dataset,
                                               vocabularies, settings, cache, progress))
     if baseline:
         train = split(full, "train") if part == "validation" else None
@@ -331,24 +361,25 @@ def eval_cmd(data_path: Path, part: str, vocab: str, models: tuple[str, ...], te
             sys.exit(3)
 
 
-def _eval_llm_runs(engine_name: str, model_spec: str, adapters: list[str | None], prompts: list[Any],
-                   dataset: Any, vocabularies: Any, settings: Any, cache: Path | None, progress: bool) -> list[Any]:
-    """One run per (adapter, template) for one (engine, model); the model loads once, and only if
-    some item is not cached yet."""
+def _eval_llm_runs(engine_name: str, model_spec: str, runs: list[tuple[str | None, Any]], dataset: Any,
+                   vocabularies: Any, settings: Any, cache: Path | None, progress: bool) -> list[Any]:
+    """One run per (adapter, template) pair for one (engine, model); the model loads once, and only
+    if some item is not cached yet."""
     from tagsmith.engines import create_engine
     from tagsmith.evaluation.runner import RunConfig, run
     from tagsmith.tagger import Tagger
 
     engine: Any = None
     results = []
-    for adapter, prompt in ((a, p) for a in adapters for p in prompts):
+    for adapter, prompt in runs:
         cfg = RunConfig(
             name=f"{model_spec}{'+' + Path(adapter).name if adapter else ''}|{prompt.name}|{engine_name}",
             kind="llm",
             settings={"model": model_spec, "template": prompt.name, "template_digest": prompt.digest,
                       "vocabularies": sorted(v.digest for v in vocabularies), "engine": engine_name,
                       "dtype": settings.engine.dtype, "tagging": settings.tagging.model_dump(),
-                      "adapter": adapter, **({"adapter_digest": _folder_digest(adapter)} if adapter else {})})
+                      "adapter": adapter,
+                      **({"adapter_digest": _folder_digest(adapter)} if adapter and Path(adapter).is_dir() else {})})
 
         def predict(batch: Any, _prompt: Any = prompt, _adapter: str | None = adapter) -> list[dict[str, Any]]:
             nonlocal engine
@@ -491,8 +522,9 @@ def train(data_path: Path, part: str, out_dir: Path, vocab: str, model: str | No
         validation = split(full, "validation")
         validation = Dataset(validation.name, validation.items[:eval_limit], validation.mode)
         if validation.items:
-            runs = _eval_llm_runs(_resolved_engine(settings), settings.model.name, [str(Path(out_dir).resolve())],
-                                  [prompt], validation, vocabularies, settings, None, progress)
+            runs = _eval_llm_runs(_resolved_engine(settings), settings.model.name,
+                                  [(str(Path(out_dir).resolve()), prompt)], validation, vocabularies, settings,
+                                  None, progress)
             s = runs[0].scores
             interval = [s.f1_interval.low, s.f1_interval.high] if s.f1_interval else None
             write_manifest(Path(out_dir), {"validation": {"dataset": validation.name, "n_items": len(validation.items),

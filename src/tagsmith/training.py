@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from tagsmith import __version__
+from tagsmith.adapters import MANIFEST, read_manifest
+from tagsmith.engines.transformers_outlines import pick_dtype
 from tagsmith.errors import ConfigError, TagsmithError
 from tagsmith.evaluation.datasets import GoldItem
 from tagsmith.evaluation.runner import canonical_gold
@@ -35,9 +37,6 @@ from tagsmith.parsing import find_span
 from tagsmith.prompts import PromptTemplate
 from tagsmith.tagger import TaggerSettings, clean_item
 from tagsmith.vocabulary import Vocabulary, VocabularySet
-
-MANIFEST = "manifest.json"
-
 
 @dataclass
 class TrainSettings:
@@ -109,6 +108,33 @@ def build_examples(items: Sequence[GoldItem], vocabularies: VocabularySet, templ
     return examples
 
 
+def length_grouped_batches(lengths: Sequence[int], batch_size: int, window: int = 64) -> list[list[int]]:
+    """One epoch of batches in random order, each drawn from items of similar length.
+
+    Random batches of WDC-PAVE prompts (400-900 tokens) pad a quarter of every step; sorting
+    within shuffled windows of `window` items keeps the randomness and drops most padding.
+    """
+    order = list(range(len(lengths)))
+    random.shuffle(order)
+    batches = []
+    for w in range(0, len(order), window):
+        chunk = sorted(order[w:w + window], key=lambda i: lengths[i])
+        batches += [chunk[b:b + batch_size] for b in range(0, len(chunk), batch_size)]
+    random.shuffle(batches)
+    return batches
+
+
+def halve_adapter_weights(folder: Path) -> None:
+    """Store LoRA weights as float16: half the size for a committed adapter, and both peft and
+    vLLM cast them to the model's dtype on load (LoRA deltas are far inside fp16's range)."""
+    from safetensors.torch import load_file, save_file
+
+    path = folder / "adapter_model.safetensors"
+    if path.is_file():
+        tensors = {k: v.half().contiguous() for k, v in load_file(str(path)).items()}
+        save_file(tensors, str(path), metadata={"format": "pt"})
+
+
 def data_digest(items: Sequence[GoldItem]) -> str:
     h = hashlib.sha256()
     for g in items:
@@ -157,16 +183,18 @@ def train(items: Sequence[GoldItem], vocabularies: VocabularySet, template: Prom
     steps_per_epoch = math.ceil(len(examples) / settings.batch_size)
     total = settings.max_steps or max(1, int(steps_per_epoch * settings.epochs))
     device = next(peft_model.parameters()).device
+    # On CPUs with native bf16 (avx512_bf16/amx), bf16 autocast halves step time (measured 12.7 -> 6.5 s
+    # for 4 x 550 tokens on 2 cores); the LoRA weights themselves stay float32.
+    autocast = not cuda and pick_dtype("auto", "cpu") == "bfloat16"
     peft_model.train()
     losses: list[float] = []
-    order: list[int] = []
+    batches: list[list[int]] = []
     start = time.perf_counter()
     bar = tqdm(range(total), desc="train", unit="step", disable=not progress)
     for step in bar:
-        if not order:
-            order = list(range(len(examples)))
-            random.shuffle(order)
-        batch = [examples[order.pop()] for _ in range(min(settings.batch_size, len(order)))]
+        if not batches:
+            batches = length_grouped_batches([len(ids) for ids, _ in examples], settings.batch_size)
+        batch = [examples[i] for i in batches.pop()]
         width = max(len(ids) for ids, _ in batch)
         input_ids = torch.full((len(batch), width), tokenizer.pad_token_id, dtype=torch.long)
         labels = torch.full((len(batch), width), -100, dtype=torch.long)
@@ -178,7 +206,9 @@ def train(items: Sequence[GoldItem], vocabularies: VocabularySet, template: Prom
         lr = settings.learning_rate * (1 - step / total)  # linear decay
         for group in optimizer.param_groups:
             group["lr"] = lr
-        out = peft_model(input_ids=input_ids.to(device), attention_mask=mask.to(device), labels=labels.to(device))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            out = peft_model(input_ids=input_ids.to(device), attention_mask=mask.to(device),
+                             labels=labels.to(device))
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(peft_model.parameters(), 1.0)
         optimizer.step()
@@ -189,6 +219,7 @@ def train(items: Sequence[GoldItem], vocabularies: VocabularySet, template: Prom
     out_path = Path(out_dir)
     out_path.mkdir(parents=True, exist_ok=True)
     peft_model.save_pretrained(out_path)
+    halve_adapter_weights(out_path)
     result = TrainResult(str(out_path), total, losses, time.perf_counter() - start, len(examples))
     write_manifest(out_path, {
         "tagsmith_version": __version__, "base_model": location.model_id,
@@ -204,28 +235,3 @@ def train(items: Sequence[GoldItem], vocabularies: VocabularySet, template: Prom
 def write_manifest(folder: Path, data: dict[str, Any]) -> None:
     existing = read_manifest(folder) or {}
     (folder / MANIFEST).write_text(json.dumps({**existing, **data}, indent=2, default=list), encoding="utf-8")
-
-
-def read_manifest(folder: str | Path) -> dict[str, Any] | None:
-    path = Path(folder) / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def check_adapter(folder: str | Path, model_id: str, vocabularies: VocabularySet) -> list[str]:
-    """Refuse an adapter trained on another base model; warn (returned) about other vocabularies."""
-    folder = Path(folder)
-    if not (folder / "adapter_config.json").is_file():
-        raise TagsmithError(f"{folder}: not a peft adapter folder (no adapter_config.json)")
-    manifest = read_manifest(folder)
-    if manifest is None:
-        return [f"{folder}: no {MANIFEST}; cannot check which model and vocabulary it was trained for"]
-    if manifest.get("base_model") not in (None, model_id):
-        raise TagsmithError(f"{folder}: adapter was trained on {manifest['base_model']!r}, not {model_id!r}")
-    trained = manifest.get("vocabularies") or {}
-    return [f"{folder}: vocabulary {v.name!r} differs from the one the adapter was trained on"
-            for v in vocabularies if v.name in trained and trained[v.name] != v.digest]

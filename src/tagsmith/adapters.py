@@ -1,0 +1,113 @@
+"""Finding LoRA adapters and deciding which one a run uses.
+
+An adapter is a peft folder plus `manifest.json` (written by `tagsmith train`): the base model,
+the template and vocabularies it was trained with. Shipped adapters live in the repository's
+`adapters/` (copied into the wheel as `tagsmith/adapters`). A run that names no adapter gets the
+shipped one trained for exactly its model and vocabularies, if any, so the embedded model with
+the built-in vocabulary is tuned out of the box; any other vocabulary runs zero-shot rather than
+through an adapter that never saw it. `none` always means the bare model.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tagsmith.errors import TagsmithError
+from tagsmith.vocabulary import VocabularySet
+
+MANIFEST = "manifest.json"
+AUTO = "auto"
+NONE = "none"
+
+
+def adapter_dirs() -> list[Path]:
+    """Where shipped adapters live: the package copy (wheel installs) then the repo's adapters/."""
+    here = Path(__file__).resolve().parent
+    return [d for d in (here / "adapters", here.parents[1] / "adapters") if d.is_dir()]
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any] | None:
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def is_adapter(folder: Path) -> bool:
+    return (folder / "adapter_config.json").is_file()
+
+
+def shipped_adapters() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for d in adapter_dirs():
+        for sub in sorted(d.iterdir()):
+            if sub.is_dir() and is_adapter(sub):
+                found.setdefault(sub.name, sub)
+    return found
+
+
+def check_adapter(folder: str | Path, model_id: str, vocabularies: VocabularySet) -> list[str]:
+    """Refuse an adapter trained on another base model; warn (returned) about other vocabularies."""
+    folder = Path(folder)
+    if not is_adapter(folder):
+        raise TagsmithError(f"{folder}: not a peft adapter folder (no adapter_config.json)")
+    manifest = read_manifest(folder)
+    if manifest is None:
+        return [f"{folder}: no {MANIFEST}; cannot check which model and vocabulary it was trained for"]
+    if manifest.get("base_model") not in (None, model_id):
+        raise TagsmithError(f"{folder}: adapter was trained on {manifest['base_model']!r}, not {model_id!r}")
+    trained = manifest.get("vocabularies") or {}
+    return [f"{folder}: vocabulary {v.name!r} differs from the one the adapter was trained on"
+            for v in vocabularies if v.name in trained and trained[v.name] != v.digest]
+
+
+def trained_for(manifest: dict[str, Any], model_id: str, vocabularies: VocabularySet) -> bool:
+    """True when the adapter was trained on this base model and on every one of these vocabularies,
+    unchanged: only then is using it without being asked safe."""
+    trained = manifest.get("vocabularies") or {}
+    return (manifest.get("base_model") == model_id and len(vocabularies) > 0
+            and all(trained.get(v.name) == v.digest for v in vocabularies))
+
+
+@dataclass
+class AdapterChoice:
+    """The adapter a run uses (None = the bare model), the template it was trained with, and
+    anything the user should be told."""
+
+    path: str | None
+    template: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name if self.path else NONE
+
+
+def choose_adapter(spec: str | None, model_id: str, vocabularies: VocabularySet) -> AdapterChoice:
+    """Resolve --adapter: None/'auto' (shipped adapter for this model and vocabulary, else none),
+    'none', the name of a shipped adapter, or a folder."""
+    if spec is not None and spec.lower() == NONE:
+        return AdapterChoice(None)
+    if spec is None or spec.lower() == AUTO:
+        for folder in shipped_adapters().values():
+            manifest = read_manifest(folder)
+            if manifest and trained_for(manifest, model_id, vocabularies):
+                return AdapterChoice(str(folder), manifest.get("template"))
+        return AdapterChoice(None)
+    folder = Path(spec)
+    if not is_adapter(folder):
+        shipped = shipped_adapters()
+        if spec not in shipped:
+            names = ", ".join(sorted(shipped)) or "none ship"
+            raise TagsmithError(f"--adapter {spec!r}: not a peft adapter folder (no adapter_config.json) nor "
+                                f"a shipped adapter ({names})")
+        folder = shipped[spec]
+    warnings = check_adapter(folder, model_id, vocabularies)
+    manifest = read_manifest(folder) or {}
+    return AdapterChoice(str(folder.resolve()), manifest.get("template"), warnings)

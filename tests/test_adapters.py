@@ -1,0 +1,78 @@
+"""Which adapter a run uses: the shipped default only for its own model and vocabulary."""
+
+import json
+import random
+
+import pytest
+
+from tagsmith import adapters
+from tagsmith.adapters import choose_adapter, shipped_adapters
+from tagsmith.errors import TagsmithError
+from tagsmith.training import length_grouped_batches
+from tagsmith.vocabulary import VocabularySet, parse_vocabulary, resolve_vocabularies
+
+from conftest import SMALL_VOCAB
+
+MODEL = "smollm2-135m-instruct"
+
+
+def fake_adapter(folder, model, vocabularies, template="compact"):
+    folder.mkdir(parents=True)
+    (folder / "adapter_config.json").write_text("{}")
+    (folder / "manifest.json").write_text(json.dumps({
+        "base_model": model, "template": template,
+        "vocabularies": {v.name: v.digest for v in vocabularies}}))
+    return folder
+
+
+@pytest.fixture
+def shipped(tmp_path, monkeypatch):
+    monkeypatch.setattr(adapters, "adapter_dirs", lambda: [tmp_path])
+    return tmp_path
+
+
+def test_auto_picks_the_adapter_trained_for_this_model_and_vocabulary(shipped):
+    small = VocabularySet([parse_vocabulary(SMALL_VOCAB)])
+    folder = fake_adapter(shipped / "kitchen", MODEL, small)
+    choice = choose_adapter(None, MODEL, small)
+    assert choice.path == str(folder) and choice.template == "compact" and choice.name == "kitchen"
+    assert choose_adapter("auto", MODEL, small).path == str(folder)
+    assert choose_adapter("none", MODEL, small).path is None
+    assert choose_adapter(None, "other-model", small).path is None  # another base: bare model
+
+
+def test_auto_runs_zero_shot_on_a_vocabulary_the_adapter_never_saw(shipped):
+    fake_adapter(shipped / "kitchen", MODEL, VocabularySet([parse_vocabulary(SMALL_VOCAB)]))
+    changed = parse_vocabulary(dict(SMALL_VOCAB, facets=SMALL_VOCAB["facets"][:2]))
+    assert choose_adapter(None, MODEL, VocabularySet([changed])).path is None
+    # named explicitly, it is used, with a warning
+    choice = choose_adapter("kitchen", MODEL, VocabularySet([changed]))
+    assert choice.path and "differs" in choice.warnings[0]
+
+
+def test_unknown_adapter_is_a_clear_error(shipped):
+    fake_adapter(shipped / "kitchen", MODEL, VocabularySet([parse_vocabulary(SMALL_VOCAB)]))
+    with pytest.raises(TagsmithError, match=r"nor a shipped adapter \(kitchen\)"):
+        choose_adapter("no-such", MODEL, VocabularySet([parse_vocabulary(SMALL_VOCAB)]))
+    with pytest.raises(TagsmithError, match="trained on 'smollm2-135m-instruct', not 'other'"):
+        choose_adapter("kitchen", "other", VocabularySet([parse_vocabulary(SMALL_VOCAB)]))
+
+
+def test_the_shipped_default_adapter_matches_the_builtin_vocabulary():
+    """Retraining the built-in vocabulary without retraining the adapter would silently turn the
+    default off; this catches it."""
+    found = shipped_adapters()
+    if not found:
+        pytest.skip("no adapter ships")
+    choice = choose_adapter(None, MODEL, resolve_vocabularies("wdc-pave"))
+    assert choice.path is not None and choice.template
+
+
+def test_length_grouped_batches_cover_every_example_once():
+    random.seed(1)
+    lengths = [random.randint(10, 900) for _ in range(203)]
+    batches = length_grouped_batches(lengths, 4)
+    flat = sorted(i for b in batches for i in b)
+    assert flat == list(range(203)) and max(len(b) for b in batches) == 4
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
+    assert spread < 150  # random batches of 4 from 10..900 spread ~530 tokens
