@@ -97,6 +97,10 @@ def _batches(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
 @click.option("--batch-size", "-b", type=click.IntRange(1, 4096), default=None,
               help="Items per engine call [default: the engine's own, 8 for transformers, 64 for vllm].")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Tag at most this many items.")
+@click.option("--shortlist-k", type=click.IntRange(0), default=None,
+              help="Large vocabularies: offer each item only its K nearest values of every facet with more "
+                   "than [tagging] shortlist_above values (default 500); 0 = always the whole list "
+                   "[default: 50]. `tagsmith vocab recall` helps pick K.")
 @click.option("--id-field", default=None, help="Input field with the item id [default: id, item_id, sku].")
 @click.option("--title-field", default=None,
               help="Input field with the title [default: title, input_title, name].")
@@ -109,6 +113,7 @@ def _batches(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
 def tag(text: str | None, vocab: str, input_path: Path | None, output_path: Path | None,
         description: str, category: str | None, model: str | None, engine: str | None, base_url: str | None,
         template: str | None, adapter: str | None, config: Path | None, batch_size: int | None, limit: int | None,
+        shortlist_k: int | None,
         id_field: str | None, title_field: str | None, description_field: str | None,
         category_field: str | None, raw: bool, progress: bool) -> None:
     """Tag one product (TEXT, its title) or a file of products (--input).
@@ -125,7 +130,7 @@ def tag(text: str | None, vocab: str, input_path: Path | None, output_path: Path
         raise click.UsageError("give either TEXT or --input FILE (not both)")
     settings = load_settings(config, {
         "model": {"name": model}, "engine": {"name": engine, "batch_size": batch_size, "base_url": base_url},
-        "tagging": {"template": template}})
+        "tagging": {"template": template, "shortlist_k": shortlist_k}})
     # Everything cheap is checked before the model loads, so mistakes fail in a second.
     vocabularies = resolve_vocabularies(vocab)
     fields = FieldMap.with_overrides(id=id_field, title=title_field, description=description_field,
@@ -245,6 +250,117 @@ def _tag_file(tagger: Any, items: Iterator[Any], input_path: Path, output_path: 
     dup = f", {duplicates} duplicate ids skipped" if duplicates else ""
     click.echo(f"tagged {counts['tagged']} items ({counts['errors']} with errors{skipped}{dup})"
                + (f" -> {output_path}" if output_path else ""), err=True)
+
+
+# --------------------------------------------------------------------------- retag
+
+@main.command()
+@click.option("--old-vocab", required=True, metavar="PATH|NAME", help="The vocabulary the items were tagged with.")
+@click.option("--vocab", "-v", "vocab", required=True, metavar="PATH|NAME", help="The new vocabulary.")
+@click.option("--input", "-i", "input_path", required=True, type=click.Path(path_type=Path),
+              help="The items (.jsonl/.csv), as given to `tagsmith tag`.")
+@click.option("--previous", "previous_path", required=True, type=click.Path(path_type=Path),
+              help="Results of the earlier `tagsmith tag --output` run.")
+@click.option("--output", "-o", "output_path", required=True, type=click.Path(path_type=Path),
+              help="New results, one line per item (re-running continues an interrupted run).")
+@click.option("--diff", "diff_path", required=True, type=click.Path(path_type=Path),
+              help="Per changed item: tags added and removed, and why it was re-tagged (JSONL).")
+@click.option("--all", "retag_all", is_flag=True,
+              help="Re-tag every item of a changed vocabulary, not only those a change can affect.")
+@click.option("--model", "-m", default=None)
+@click.option("--engine", "-e", default=None)
+@click.option("--template", "-t", default=None)
+@click.option("--adapter", "-a", default=None, metavar="auto|none|NAME|PATH")
+@click.option("--config", type=click.Path(path_type=Path), default=None)
+@click.option("--progress/--no-progress", default=True)
+@friendly_errors
+def retag(old_vocab: str, vocab: str, input_path: Path, previous_path: Path, output_path: Path, diff_path: Path,
+          retag_all: bool, model: str | None, engine: str | None, template: str | None, adapter: str | None,
+          config: Path | None, progress: bool) -> None:
+    """Update tags after a vocabulary change: re-tag only the items the change can affect.
+
+    Removed values and facets are dropped, renamed values (the new value lists the old one as
+    an alias) rewritten in place; an item goes back to the model when it held a removed value,
+    when its vocabulary gained a facet, or when its text mentions an added value (--all: every
+    item of a changed vocabulary). Unaffected items keep their tags without a model call.
+    """
+    from tqdm import tqdm
+
+    from tagsmith.config import load_settings
+    from tagsmith.items import read_items
+    from tagsmith.results_store import ResultsFile, read_results
+    from tagsmith.tagger import clean_item
+    from tagsmith.vocab_diff import diff_vocabularies, plan_update, tag_diff
+    from tagsmith.vocabulary import resolve_vocabularies
+
+    settings = load_settings(config, {"model": {"name": model}, "engine": {"name": engine},
+                                      "tagging": {"template": template}})
+    old, new = resolve_vocabularies(old_vocab), resolve_vocabularies(vocab)
+    changes = diff_vocabularies(old, new)
+    for c in changes.values():
+        click.echo(c.summary(), err=True)
+    previous = read_results(previous_path)
+    store, diffs = ResultsFile(output_path), ResultsFile(diff_path)
+    tagger = None
+    counts = {"kept": 0, "retagged": 0, "changed": 0}
+    pending: list[tuple[Any, list[str], dict[str, list[str]]]] = []
+    kept: list[dict[str, Any]] = []
+    kept_diffs: list[dict[str, Any]] = []
+
+    def flush() -> None:  # one fsync per batch, model calls batched too
+        nonlocal tagger
+        records, changes_out = kept[:], kept_diffs[:]
+        kept.clear()
+        kept_diffs.clear()
+        if pending:
+            if tagger is None:
+                tagger = _build_tagger(settings, new, template, adapter)
+            results = tagger.tag_batch([p[0] for p in pending])
+            records += [r.to_dict() for r in results]
+            for (_, reasons, before), r in zip(pending, results, strict=True):
+                changes_out.append({"id": r.id, **tag_diff(before, r.tags), "reasons": reasons, "error": r.error})
+                counts["changed"] += r.tags != before
+            counts["retagged"] += len(results)
+            pending.clear()
+        if records:
+            store.write(records)
+        if changes_out:
+            diffs.write(changes_out)
+
+    bar = tqdm(total=_count_items(input_path), unit="item", disable=not progress, file=sys.stderr)
+    try:
+        for item in read_items(input_path):
+            bar.update(1)
+            if item.id in store.done:
+                continue
+            vocabulary = new.for_category(item.category)
+            before = previous.get(item.id)
+            if before is None or vocabulary is None:
+                pending.append((item, ["not in --previous" if before is None else "no vocabulary"], {}))
+            else:
+                tags = before.get("tags") or {}
+                title, description, _ = clean_item(item, settings.tagger_settings())
+                plan = plan_update(tags, f"{title}\n{description}", changes.get(vocabulary.name), retag_all)
+                if plan.retag:
+                    pending.append((item, plan.reasons, tags))
+                else:
+                    kept.append({**before, "tags": plan.tags, "vocabulary": vocabulary.name})
+                    counts["kept"] += 1
+                    if plan.tags != tags:
+                        counts["changed"] += 1
+                        kept_diffs.append({"id": item.id, **tag_diff(tags, plan.tags), "reasons": ["renamed"]})
+            if len(pending) >= (settings.engine.batch_size or 32) or len(kept) >= 1000:
+                flush()
+        flush()
+    except KeyboardInterrupt:
+        click.echo(f"interrupted; re-run the same command to continue ({output_path})", err=True)
+        sys.exit(130)
+    finally:
+        bar.close()
+        store.close()
+        diffs.close()
+    click.echo(f"{counts['kept']} items kept without a model call, {counts['retagged']} re-tagged; "
+               f"{counts['changed']} changed -> {output_path}, {diff_path}", err=True)
 
 
 # --------------------------------------------------------------------------- eval
@@ -580,6 +696,42 @@ def vocab_list() -> None:
 
     for name in builtin_vocabularies():
         click.echo(name)
+
+
+@vocab.command("recall")
+@click.option("--data", "data_path", required=True, type=click.Path(path_type=Path),
+              help="Gold data (WDC-PAVE, ExtractGPT or generic JSONL).")
+@click.option("--vocab", "-v", "vocab_spec", default="wdc-pave", show_default=True, metavar="PATH|NAME")
+@click.option("-k", "ks", multiple=True, type=click.IntRange(1), default=(5, 10, 20, 50), show_default=True,
+              help="Shortlist sizes to score; repeat.")
+@click.option("--split", "part", type=click.Choice(["validation", "train", "all"]), default="validation",
+              show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=None, help="Use only the first N items.")
+@friendly_errors
+def vocab_recall(data_path: Path, vocab_spec: str, ks: tuple[int, ...], part: str, limit: int | None) -> None:
+    """Recall@k of candidate shortlists: how many gold values a k-shortlist keeps.
+
+    Tagging a large vocabulary only offers each item its k nearest values per facet (the
+    [tagging] shortlist_k setting); a gold value outside them cannot be found. Use this to
+    pick k for your data: the smallest k whose recall you can accept.
+    """
+    from tagsmith.evaluation.datasets import load_dataset, split
+    from tagsmith.shortlist import recall_at_k
+    from tagsmith.tagger import TaggerSettings, clean_item
+    from tagsmith.vocabulary import resolve_vocabularies
+
+    vocabularies = resolve_vocabularies(vocab_spec)
+    items = split(load_dataset(data_path), part).items[:limit]
+    click.echo("| vocabulary | " + " | ".join(f"recall@{k}" for k in sorted(ks)) + " |")
+    click.echo("|---|" + "---|" * len(ks))
+    for v in vocabularies:
+        mine = [g for g in items if vocabularies.for_category(g.item.category) is v]
+        if not mine:
+            continue
+        texts = ["\n".join(clean_item(g.item, TaggerSettings())[:2]) for g in mine]
+        scores = recall_at_k(v, texts, [g.gold for g in mine], ks)
+        click.echo(f"| {v.name} ({len(mine)} items) | " + " | ".join(
+            "all facets <= k" if n == 0 else f"{100 * r:.1f} ({n})" for r, n in scores.values()) + " |")
 
 
 # --------------------------------------------------------------------------- model

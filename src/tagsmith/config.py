@@ -40,6 +40,8 @@ class TaggingSettings(_Section):
     max_text_chars: int = Field(2000, ge=50)
     max_new_tokens: int = Field(1024, ge=16)
     strip_html: bool = True
+    shortlist_k: int = Field(50, ge=0)
+    shortlist_above: int = Field(500, ge=1)
 
 
 class Settings(_Section):
@@ -59,7 +61,8 @@ class Settings(_Section):
     def tagger_settings(self) -> TaggerSettings:
         t = self.tagging
         return TaggerSettings(max_text_chars=t.max_text_chars, strip_html=t.strip_html,
-                              max_new_tokens=t.max_new_tokens)
+                              max_new_tokens=t.max_new_tokens, shortlist_k=t.shortlist_k,
+                              shortlist_above=max(t.shortlist_above, t.shortlist_k))
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

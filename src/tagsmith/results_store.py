@@ -78,3 +78,23 @@ def _line_ends(data: bytes) -> list[int]:
         ends.append(nl + 1)
         start = nl + 1
     return ends
+
+
+def read_results(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Records of an earlier run by id (the last line of an id wins)."""
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for n, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    raise InputError(f"{path}:{n}: not JSON (expected tagsmith output)") from None
+                if not isinstance(record, dict) or "id" not in record:
+                    raise InputError(f"{path}:{n}: not tagsmith output (no 'id')")
+                out[str(record["id"])] = record
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tagsmith.engines.base import Engine, GenerationRequest
 from tagsmith.items import Item, clean_text
@@ -18,6 +18,9 @@ from tagsmith.parsing import parse_answer
 from tagsmith.prompts import PromptTemplate
 from tagsmith.schema import build_schema, max_answer_tokens, schema_text
 from tagsmith.vocabulary import Vocabulary, VocabularySet
+
+if TYPE_CHECKING:
+    from tagsmith.shortlist import Shortlister
 
 
 @dataclass
@@ -43,6 +46,10 @@ class TaggerSettings:
     strip_html: bool = True
     #: Upper bound on answer tokens; the vocabulary's own bound applies when smaller.
     max_new_tokens: int = 1024
+    #: Facets with more than `shortlist_above` values are cut to `shortlist_k` candidates per item
+    #: (see shortlist.py); 0 turns shortlists off.
+    shortlist_k: int = 50
+    shortlist_above: int = 500
 
 
 def clean_item(item: Item, settings: TaggerSettings) -> tuple[str, str, list[str]]:
@@ -60,6 +67,8 @@ class _Prepared:
     item: Item
     vocabulary: Vocabulary | None
     text: str = ""
+    title: str = ""
+    description: str = ""
     request: GenerationRequest | None = None
     result: TagResult | None = None  # set when the item needs no model call
     warnings: list[str] = field(default_factory=list)
@@ -68,16 +77,30 @@ class _Prepared:
 class Tagger:
     def __init__(self, engine: Engine, vocabularies: VocabularySet | Vocabulary,
                  template: PromptTemplate, settings: TaggerSettings | None = None,
-                 adapter: str | None = None) -> None:
+                 adapter: str | None = None, shortlister: Shortlister | None = None) -> None:
         self.engine = engine
         self.vocabularies = (vocabularies if isinstance(vocabularies, VocabularySet)
                              else VocabularySet([vocabularies]))
         self.template = template
         self.settings = settings or TaggerSettings()
         self.adapter = adapter
-        self._schemas = {v.name: schema_text(build_schema(v)) for v in self.vocabularies}
+        self._shortlister = shortlister
+        self._needs_shortlist = {v.name for v in self.vocabularies if self.settings.shortlist_k and any(
+            not f.extractive and len(f.allowed) > self.settings.shortlist_above for f in v.facets)}
+        # whole-vocabulary schemas are built once; shortlisted ones per item (they are small)
+        self._schemas = {v.name: schema_text(build_schema(v)) for v in self.vocabularies
+                         if v.name not in self._needs_shortlist}
         self._budgets = {v.name: min(max_answer_tokens(v), self.settings.max_new_tokens)
                          for v in self.vocabularies}
+
+    @property
+    def shortlister(self) -> Shortlister:
+        """Created on first need: vocabularies that fit whole never load the sentence encoder."""
+        if self._shortlister is None:
+            from tagsmith.shortlist import Shortlister
+
+            self._shortlister = Shortlister(self.settings.shortlist_k, self.settings.shortlist_above)
+        return self._shortlister
 
     def _prepare(self, item: Item) -> _Prepared:
         vocab = self.vocabularies.for_category(item.category)
@@ -90,16 +113,38 @@ class Tagger:
         if not text:
             return _Prepared(item, vocab, result=TagResult(
                 item.id, {}, vocabulary=vocab.name, warnings=[*warnings, "empty item: nothing to tag"]))
-        messages = self.template.messages(item, {"title": title, "description": description}, vocab)
-        request = GenerationRequest(messages=tuple(messages), schema=self._schemas[vocab.name],
-                                    max_tokens=self._budgets[vocab.name], adapter=self.adapter)
-        return _Prepared(item, vocab, text=text, request=request, warnings=warnings)
+        return _Prepared(item, vocab, text=text, title=title, description=description, warnings=warnings)
+
+    def _add_requests(self, prepared: list[_Prepared]) -> None:
+        """Render each pending item's prompt and schema: from its vocabulary, or for a vocabulary
+        with large facets, from the item's own shortlist of it (one embedding batch per vocabulary)."""
+        pending = [p for p in prepared if p.result is None and p.vocabulary is not None]
+        shown: dict[int, Vocabulary] = {}
+        for name in self._needs_shortlist:
+            group = [p for p in pending if p.vocabulary is not None and p.vocabulary.name == name]
+            if group:
+                vocab = group[0].vocabulary
+                assert vocab is not None
+                for p, small in zip(group, self.shortlister.restrict(vocab, [p.text for p in group]), strict=True):
+                    shown[id(p)] = small
+        for p in pending:
+            assert p.vocabulary is not None
+            vocab = shown.get(id(p), p.vocabulary)
+            if vocab is p.vocabulary:
+                schema, budget = self._schemas[vocab.name], self._budgets[vocab.name]
+            else:
+                schema = schema_text(build_schema(vocab))
+                budget = min(max_answer_tokens(vocab), self.settings.max_new_tokens)
+            messages = self.template.messages(p.item, {"title": p.title, "description": p.description}, vocab)
+            p.request = GenerationRequest(messages=tuple(messages), schema=schema, max_tokens=budget,
+                                          adapter=self.adapter)
 
     def tag_batch(self, items: Sequence[Item]) -> list[TagResult]:
         """Tag items in one engine call; each result carries its own errors, so one bad item
         never fails the batch."""
         start = time.perf_counter()
         prepared = [self._prepare(item) for item in items]
+        self._add_requests(prepared)
         pending = [p for p in prepared if p.result is None and p.request is not None]
         generations = self.engine.generate([p.request for p in pending]) if pending else []  # type: ignore[misc]
         per_item = (time.perf_counter() - start) / max(1, len(items))
@@ -121,7 +166,9 @@ class Tagger:
     def requests(self, items: Sequence[Item]) -> list[GenerationRequest]:
         """The engine requests these items would send (items that need no model call are left
         out): for benchmarks and for inspecting exactly what a template produces."""
-        return [p.request for p in map(self._prepare, items) if p.request is not None and p.result is None]
+        prepared = [self._prepare(item) for item in items]
+        self._add_requests(prepared)
+        return [p.request for p in prepared if p.request is not None and p.result is None]
 
     def tag(self, item: Item) -> TagResult:
         return self.tag_batch([item])[0]

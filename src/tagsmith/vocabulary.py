@@ -30,7 +30,7 @@ VOCAB_SUFFIXES = (".yaml", ".yml", ".json")
 BUILTIN_DIR = Path(__file__).parent / "vocabularies"
 
 
-def _fold(text: str) -> str:
+def fold(text: str) -> str:
     """Case- and space-insensitive key used to match aliases and spot duplicates."""
     return " ".join(text.casefold().split())
 
@@ -91,7 +91,7 @@ class Facet(BaseModel):
         seen: dict[str, str] = {}
         for v in self.values:
             for surface in (v.value, *v.aliases):
-                key = _fold(surface)
+                key = fold(surface)
                 if key in seen and seen[key] != v.value:  # same value's own spelling: fine
                     raise ValueError(
                         f"duplicate value {surface!r} (clashes with {seen[key]!r}); "
@@ -126,15 +126,15 @@ class Facet(BaseModel):
 
     @cached_property
     def _canonical(self) -> dict[str, str]:
-        table = {_fold(a): a for a in self.allowed}
+        table = {fold(a): a for a in self.allowed}
         for v in self.values:
             for alias in v.aliases:
-                table[_fold(alias)] = v.value
+                table[fold(alias)] = v.value
         return table
 
     def canonical(self, answer: str) -> str | None:
         """The canonical value an answer stands for, or None when it is not in the vocabulary."""
-        return self._canonical.get(_fold(answer))
+        return self._canonical.get(fold(answer))
 
 
 class Vocabulary(BaseModel):
@@ -241,7 +241,7 @@ class VocabularySet:
         self._by_category = {}
         for v in self.vocabularies:
             if v.category:
-                key = _fold(v.category)
+                key = fold(v.category)
                 if key in self._by_category:
                     raise VocabularyError(
                         f"two vocabularies for category {v.category!r}: "
@@ -256,8 +256,8 @@ class VocabularySet:
 
     def for_category(self, category: str | None) -> Vocabulary | None:
         """The vocabulary for an item's category; the only one when there is just one."""
-        if category is not None and _fold(category) in self._by_category:
-            return self._by_category[_fold(category)]
+        if category is not None and fold(category) in self._by_category:
+            return self._by_category[fold(category)]
         if len(self.vocabularies) == 1:
             return self.vocabularies[0]
         return None

@@ -1,0 +1,187 @@
+"""Per-item candidate shortlists for large vocabularies.
+
+A taxonomy of 20,000 values can neither be listed in a prompt nor compiled cheaply into a
+grammar per item. So each closed facet with more than `k` values is cut, per item, to the
+values most likely to apply: first every value (or alias) that the item's text contains word
+for word, then the nearest values by sentence-embedding similarity to the item, up to `k`.
+Prompt and schema are then built from that small per-item vocabulary, so answers stay inside
+the vocabulary (a shortlist is a subset of it) and preparation costs one embedding per item.
+
+Value embeddings are computed once per (vocabulary digest, encoder) and cached on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tagsmith.embeddings import TextEncoder
+from tagsmith.model_store import cache_dir
+from tagsmith.vocabulary import Facet, Vocabulary, fold
+
+MAX_NGRAM = 6  # longest value (in words) found by exact match
+
+
+def value_text(facet: Facet, value: str, aliases: Sequence[str] = (), description: str | None = None) -> str:
+    """What is embedded for a value: the facet gives short values ("Red", "12") their sense."""
+    text = f"{facet.name}: {value}"
+    if aliases:
+        text += f" ({', '.join(aliases)})"
+    if description:
+        text += f". {description}"
+    return text
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+(?:[.,/'-]\w+)*", fold(text))
+
+
+@dataclass
+class _FacetIndex:
+    values: list[str]  # canonical allowed values, row order of `vectors`
+    vectors: Any  # numpy (n, dim)
+    exact: dict[str, list[int]]  # folded surface form (words joined by space) -> rows
+
+
+class Shortlister:
+    """Cuts each facet of more than `above` values to `k` candidates per item."""
+
+    def __init__(self, k: int = 50, above: int = 500, encoder: TextEncoder | None = None,
+                 cache: Path | None = None, progress: bool = False) -> None:
+        if k < 1 or above < k:
+            raise ValueError("need 1 <= k <= above")
+        self.k = k
+        self.above = above
+        self.encoder = encoder or TextEncoder()
+        self.cache = cache if cache is not None else cache_dir() / "shortlist"
+        self.progress = progress
+        self._indexes: dict[str, dict[str, _FacetIndex]] = {}
+
+    # ---------------------------------------------------------------- index (once per vocabulary)
+    def large_facets(self, vocab: Vocabulary) -> list[Facet]:
+        return [f for f in vocab.facets if not f.extractive and len(f.allowed) > self.above]
+
+    def index(self, vocab: Vocabulary) -> dict[str, _FacetIndex]:
+        if vocab.digest in self._indexes:
+            return self._indexes[vocab.digest]
+        import numpy as np
+
+        facets = self.large_facets(vocab)
+        rows: list[tuple[Facet, str, str]] = []
+        for f in facets:
+            by_value = {v.value: v for v in f.values}
+            for a in f.allowed:  # hierarchy ancestors have no Value of their own
+                v = by_value.get(a)
+                rows.append((f, a, value_text(f, a, v.aliases if v else (), v.description if v else None)))
+        key = hashlib.sha256(f"{vocab.digest}|{self.encoder.name}".encode()).hexdigest()[:20]
+        path = self.cache / f"{key}.npy"
+        vectors = None
+        if path.is_file():
+            try:
+                vectors = np.load(path)
+            except (OSError, ValueError):
+                vectors = None
+        if vectors is None or vectors.shape[0] != len(rows):
+            vectors = self.encoder.encode([r[2] for r in rows], progress=self.progress).astype(np.float16)
+            self.cache.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{id(self)}.tmp.npy")
+            np.save(tmp, vectors)
+            tmp.replace(path)  # atomic: a concurrent reader sees the old file or the whole new one
+        out: dict[str, _FacetIndex] = {}
+        start = 0
+        for f in facets:
+            n = len(f.allowed)
+            exact: dict[str, list[int]] = {}
+            by_value = {v.value: v for v in f.values}
+            for i, a in enumerate(f.allowed):
+                forms = (a, *(by_value[a].aliases if a in by_value else ()))
+                for form in forms:
+                    exact.setdefault(" ".join(_words(form)), []).append(i)
+            exact.pop("", None)
+            out[f.name] = _FacetIndex(list(f.allowed), vectors[start:start + n].astype(np.float32), exact)
+            start += n
+        self._indexes[vocab.digest] = out
+        return out
+
+    # ---------------------------------------------------------------- per item
+    def candidates(self, vocab: Vocabulary, texts: Sequence[str]) -> list[dict[str, list[str]]]:
+        """Per text, facet name -> up to k candidate values (exact mentions first), for the large
+        facets only (the others are used whole)."""
+        import numpy as np
+
+        index = self.index(vocab)
+        if not index:
+            return [{} for _ in texts]
+        item_vectors = self.encoder.encode(list(texts))
+        out = []
+        for text, vec in zip(texts, item_vectors, strict=True):
+            words = _words(text)
+            grams = {" ".join(words[i:i + n]) for n in range(1, MAX_NGRAM + 1) for i in range(len(words) - n + 1)}
+            picked: dict[str, list[str]] = {}
+            for name, fi in index.items():
+                rows = list(dict.fromkeys(r for g in grams if g in fi.exact for r in fi.exact[g]))
+                rows = sorted(rows, key=lambda r: -len(fi.values[r]))[:self.k]  # longest mention first
+                if len(rows) < self.k:
+                    scores = fi.vectors @ vec
+                    top = np.argpartition(-scores, min(self.k, len(scores) - 1))[:self.k + len(rows)]
+                    for r in top[np.argsort(-scores[top])]:
+                        if len(rows) >= self.k:
+                            break
+                        if r not in rows:
+                            rows.append(int(r))
+                picked[name] = [fi.values[r] for r in rows]
+            out.append(picked)
+        return out
+
+    def restrict(self, vocab: Vocabulary, texts: Sequence[str]) -> list[Vocabulary]:
+        """Per text, the vocabulary cut to its candidates (same name, facets and order)."""
+        return [restricted(vocab, c) for c in self.candidates(vocab, texts)]
+
+
+def restricted(vocab: Vocabulary, keep: dict[str, list[str]]) -> Vocabulary:
+    """`vocab` with each facet named in `keep` limited to those values (their aliases kept; a
+    hierarchy keeps the kept paths, whose ancestors stay allowed)."""
+    if not keep:
+        return vocab
+    facets = []
+    for f in vocab.facets:
+        if f.name not in keep:
+            facets.append(f)
+            continue
+        # candidate order (best first: templates list the first few); an ancestor path picked by
+        # the shortlist has no Value of its own and becomes a plain value
+        by_value = {v.value: v for v in f.values}
+        values = [by_value.get(a) or {"value": a} for a in keep[f.name]]
+        facets.append(Facet.model_validate({**f.model_dump(exclude={"values"}), "values": values}))
+    return Vocabulary.model_validate({**vocab.model_dump(exclude={"facets"}), "facets": facets})
+
+
+def recall_at_k(vocab: Vocabulary, texts: Sequence[str], gold: Sequence[dict[str, list[str]]],
+                ks: Sequence[int], encoder: TextEncoder | None = None, cache: Path | None = None
+                ) -> dict[int, tuple[float, int]]:
+    """For each k: the share of gold values (canonical) that the k-shortlist of their facet keeps,
+    over facets larger than k (smaller ones are never cut), and how many gold values that is.
+    A shortlist never adds a value, so this bounds the recall tagging can reach at that k."""
+    ks = sorted(ks)
+    lister = Shortlister(ks[-1], ks[-1], encoder=encoder, cache=cache)
+    lister.above = ks[0]  # index every facet any k would cut; k-lists are prefixes of the longest
+    per_item = lister.candidates(vocab, texts)
+    out = {}
+    for k in ks:
+        hit = total = 0
+        for cands, g in zip(per_item, gold, strict=True):
+            for name, values in g.items():
+                facet = vocab.facet(name)
+                if facet is None or facet.extractive or len(facet.allowed) <= k:
+                    continue
+                for v in values:
+                    canon = facet.canonical(v)
+                    if canon is not None:
+                        total += 1
+                        hit += canon in cands.get(name, [])[:k]
+        out[k] = (hit / total if total else float("nan"), total)
+    return out

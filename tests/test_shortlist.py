@@ -1,0 +1,104 @@
+"""Candidate shortlists: large facets cut per item, exact mentions first, answers stay inside
+the vocabulary, value embeddings cached on disk."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tagsmith.items import Item
+from tagsmith.shortlist import Shortlister, restricted
+from tagsmith.tagger import Tagger, TaggerSettings
+from tagsmith.vocabulary import parse_vocabulary
+
+from conftest import FakeEngine
+
+
+class HashEncoder:
+    """Deterministic stand-in for the sentence encoder: bag of hashed words (a value and an item
+    sharing words are close). Counts calls so caching can be checked."""
+
+    name = "hash-words"
+
+    def __init__(self):
+        self.encoded = 0
+
+    def encode(self, texts, progress=False):
+        self.encoded += len(texts)
+        out = np.zeros((len(texts), 64), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for w in t.lower().replace(":", " ").split():
+                out[i, hash(w) % 64] += 1
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+
+COLORS = [f"Shade {i}" for i in range(600)] + ["Navy Blue", "Crimson Red"]
+
+
+def big_vocab():
+    return parse_vocabulary({"name": "big", "facets": [
+        {"name": "Color", "values": COLORS[:-1] + [{"value": "Crimson Red", "aliases": ["scarlet"]}]},
+        {"name": "Size", "values": ["S", "M", "L"]},
+        {"name": "Category", "hierarchy": {}, "values": [f"Home > Room {i} > Shelf {j}"
+                                                      for i in range(30) for j in range(30)]},
+        {"name": "Part Number", "extractive": True},
+    ]})
+
+
+@pytest.fixture
+def shortlister(tmp_path):
+    return Shortlister(k=5, above=100, encoder=HashEncoder(), cache=tmp_path)
+
+
+def test_large_facets_are_cut_to_k_with_exact_mentions_first(shortlister):
+    vocab = big_vocab()
+    [c] = shortlister.candidates(vocab, ["Scarlet wool scarf, shade 12, navy blue trim"])
+    assert set(c) == {"Color", "Category"}  # Size (3 values) is used whole
+    assert len(c["Color"]) == 5 and len(c["Category"]) == 5
+    # alias 'scarlet' and 'Navy Blue' and 'Shade 12' are all in the text: they come first
+    assert set(c["Color"][:3]) == {"Crimson Red", "Navy Blue", "Shade 12"}
+
+
+def test_restricted_vocabulary_is_a_subset_that_keeps_aliases_and_hierarchy(shortlister):
+    vocab = big_vocab()
+    small = restricted(vocab, {"Color": ["Crimson Red", "Shade 3"], "Category": ["Home > Room 2 > Shelf 5"]})
+    color = small.facet("Color")
+    assert color.allowed == ("Crimson Red", "Shade 3") and color.canonical("scarlet") == "Crimson Red"
+    assert small.facet("Category").allowed == ("Home", "Home > Room 2", "Home > Room 2 > Shelf 5")
+    assert small.facet("Size") is vocab.facet("Size") and small.name == vocab.name
+    assert set(small.facet("Category").allowed) <= set(vocab.facet("Category").allowed)
+
+
+def test_value_embeddings_are_computed_once_per_vocabulary(tmp_path):
+    enc = HashEncoder()
+    Shortlister(k=5, above=100, encoder=enc, cache=tmp_path).candidates(big_vocab(), ["navy"])
+    first = enc.encoded
+    assert first == 602 + 900 + 30 + 1 + 1  # colors + shelves + rooms + Home + the item
+    enc2 = HashEncoder()
+    Shortlister(k=5, above=100, encoder=enc2, cache=tmp_path).candidates(big_vocab(), ["navy"])
+    assert enc2.encoded == 1  # values come from the disk cache; only the item is embedded
+
+
+def test_tagger_sends_per_item_shortlisted_prompt_and_schema(shortlister, template):
+    vocab = big_vocab()
+
+    def answer(request):
+        schema = json.loads(request.schema)
+        colors = schema["properties"]["Color"]["items"]["enum"]
+        assert len(colors) <= 6  # k values (+ an alias) of 602
+        return json.dumps({"Color": [colors[0]], "Size": [], "Category": [], "Part Number": []})
+
+    engine = FakeEngine(answer)
+    tagger = Tagger(engine, vocab, template, TaggerSettings(shortlist_k=5, shortlist_above=100),
+                    shortlister=shortlister)
+    results = tagger.tag_batch([Item("1", "Navy blue shirt"), Item("2", "Crimson red mug, scarlet")])
+    assert [r.error for r in results] == [None, None]
+    assert results[0].tags["Color"] == ["Navy Blue"] and results[1].tags["Color"] == ["Crimson Red"]
+    prompt = engine.requests[0].messages[-1]["content"]
+    assert "Navy Blue" in prompt and prompt.count("Shade") <= 5
+
+
+def test_small_vocabularies_never_load_the_encoder(small_vocab, template):
+    tagger = Tagger(FakeEngine("{}"), small_vocab, template)
+    tagger.tag(Item("1", "knife"))
+    assert tagger._shortlister is None

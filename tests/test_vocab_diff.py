@@ -1,0 +1,95 @@
+"""Vocabulary updates: what changed, which items it can affect, and `tagsmith retag`."""
+
+import json
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+import tagsmith.engines
+from tagsmith.cli import main
+from tagsmith.vocab_diff import diff_vocabulary, plan_update, tag_diff
+from tagsmith.vocabulary import parse_vocabulary
+
+from conftest import SMALL_VOCAB, FakeEngine
+
+
+def edited():
+    """SMALL_VOCAB with Wood removed, Glass added, 'inox' Stainless Steel renamed Steel Grey
+    (the old name kept as an alias), and a new Size facet."""
+    raw = json.loads(json.dumps(SMALL_VOCAB))
+    raw["facets"][0]["values"][2] = {"value": "Steel Grey", "aliases": ["Stainless Steel", "inox"]}
+    raw["facets"][1]["values"] = ["Steel", "Plastic", "Glass"]
+    raw["facets"].append({"name": "Size", "values": ["S", "M"]})
+    return raw
+
+
+def test_diff_finds_added_removed_renamed_and_new_facets():
+    change = diff_vocabulary(parse_vocabulary(SMALL_VOCAB), parse_vocabulary(edited()))
+    assert change.added_facets == ["Size"] and not change.removed_facets
+    assert change.facets["Color"].renamed == {"Stainless Steel": "Steel Grey"}
+    assert change.facets["Color"].added == [] and change.facets["Color"].removed == []
+    assert change.facets["Material"].added == ["Glass"] and change.facets["Material"].removed == ["Wood"]
+    assert "Category" not in change.facets
+
+
+def test_plan_renames_in_place_and_retags_only_affected_items():
+    no_new_facet = edited()
+    no_new_facet["facets"].pop()
+    change = diff_vocabulary(parse_vocabulary(SMALL_VOCAB), parse_vocabulary(no_new_facet))
+    kept = plan_update({"Color": ["Stainless Steel"], "Material": ["Steel"]}, "steel knife", change)
+    assert not kept.retag and kept.tags == {"Color": ["Steel Grey"], "Material": ["Steel"]}
+    gone = plan_update({"Material": ["Wood"]}, "wood spoon", change)
+    assert gone.retag and "Wood removed" in gone.reasons[0]
+    mention = plan_update({"Material": []}, "Glass bowl", change)
+    assert mention.retag and "mentions a new value" in mention.reasons[0]
+    assert not plan_update({"Material": []}, "fiberglass bowl", change).retag  # whole words only
+    assert plan_update({"Material": []}, "plain bowl", change, retag_all=True).retag
+
+
+def test_tag_diff():
+    assert tag_diff({"A": ["x", "y"], "B": []}, {"A": ["y"], "B": ["z"]}) == {
+        "added": {"B": ["z"]}, "removed": {"A": ["x"]}}
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    engines = []
+
+    def create(name, model, **options):
+        engine = FakeEngine(json.dumps({"Color": ["Red"], "Material": ["Glass"], "Part Number": [],
+                                        "Category": [], "Size": ["M"]}), model_id=str(model))
+        engines.append(engine)
+        return engine
+
+    monkeypatch.setattr(tagsmith.engines, "create_engine", create)
+    return engines
+
+
+def test_retag_command_calls_the_model_only_for_affected_items(fake, tmp_path):
+    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    old.write_text(yaml.safe_dump(SMALL_VOCAB))
+    edit = edited()
+    edit["facets"].pop()  # no new facet: otherwise every item is affected
+    new.write_text(yaml.safe_dump(edit))
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"id": 1, "title": "inox knife"}, {"id": 2, "title": "wood spoon"}, {"id": 3, "title": "glass bowl"},
+        {"id": 4, "title": "red pan"}]))
+    previous = tmp_path / "prev.jsonl"
+    previous.write_text("".join(json.dumps({"id": str(i), "tags": t}) + "\n" for i, t in [
+        (1, {"Color": ["Stainless Steel"]}), (2, {"Material": ["Wood"]}), (3, {"Material": []}),
+        (4, {"Color": ["Red"]})]))
+    out, diff = tmp_path / "new.jsonl", tmp_path / "diff.jsonl"
+    r = CliRunner().invoke(main, ["retag", "--old-vocab", old, "--vocab", new, "-i", items, "--previous", previous,
+                                  "-o", out, "--diff", diff, "--no-progress", "--adapter", "none"])
+    assert r.exit_code == 0, r.output
+    results = {x["id"]: x for x in map(json.loads, out.read_text().splitlines())}
+    assert set(results) == {"1", "2", "3", "4"}
+    assert results["1"]["tags"] == {"Color": ["Steel Grey"]}  # renamed, no model call
+    assert results["4"]["tags"] == {"Color": ["Red"]}  # untouched
+    assert len(fake[0].requests) == 2  # items 2 (held Wood) and 3 (mentions Glass)
+    diffs = {x["id"]: x for x in map(json.loads, diff.read_text().splitlines())}
+    assert diffs["1"]["added"] == {"Color": ["Steel Grey"]} and diffs["1"]["removed"] == {"Color": ["Stainless Steel"]}
+    assert diffs["2"]["removed"] == {"Material": ["Wood"]} and diffs["2"]["added"]["Material"] == ["Glass"]
+    assert "4" not in diffs
