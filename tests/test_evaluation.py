@@ -109,8 +109,10 @@ def test_eval_cli_reports_and_gate(fake_llm, tmp_path, monkeypatch):
             "--engine", "transformers", "--no-progress"]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
-    assert "embedded|default|transformers" in r.output and "tfidf-svm baseline" in r.output
-    assert "vs embedded|default|transformers: delta F1" in r.output
+    # by default the shipped adapter for this model + vocabulary runs, with its own template
+    run_name = "embedded+wdc-pave-smollm2|compact|transformers"
+    assert run_name in r.output and "tfidf-svm baseline" in r.output
+    assert f"vs {run_name}: delta F1" in r.output
     (out,) = (tmp_path / "runs").iterdir()
     summary = json.loads((out / "summary.json").read_text())
     assert [x["kind"] for x in summary["runs"]] == ["llm", "baseline"]
