@@ -76,3 +76,17 @@ def test_length_grouped_batches_cover_every_example_once():
     assert flat == list(range(203)) and max(len(b) for b in batches) == 4
     spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
     assert spread < 150  # random batches of 4 from 10..900 spread ~530 tokens
+
+
+def test_auto_engine_leaves_vllm_for_an_adapter_on_cpu(tmp_path):
+    import torch
+
+    from tagsmith.cli import _engine_for
+    from tagsmith.engines import resolve_engine_name
+
+    if resolve_engine_name("auto") != "vllm" or torch.cuda.is_available():
+        pytest.skip("needs vLLM installed and no GPU")
+    folder = fake_adapter(tmp_path / "a", MODEL, VocabularySet([parse_vocabulary(SMALL_VOCAB)]))
+    assert _engine_for("auto", str(folder)) == "transformers"
+    assert _engine_for("auto", None) == "vllm"
+    assert _engine_for("vllm", str(folder)) == "vllm"  # asked for by name: kept

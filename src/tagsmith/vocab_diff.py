@@ -13,10 +13,10 @@ every item of a changed vocabulary for that case.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from tagsmith.shortlist import words
 from tagsmith.vocabulary import Vocabulary, VocabularySet, fold
 
 
@@ -95,14 +95,11 @@ def diff_vocabularies(old: VocabularySet, new: VocabularySet) -> dict[str, Vocab
     return out
 
 
-def _words(text: str) -> str:
-    return " " + " ".join(re.findall(r"\w+", fold(text))) + " "
-
-
 def _mentions(text: str, forms: list[str]) -> bool:
-    """Does the text contain one of the forms as whole words (case-insensitive)?"""
-    padded = _words(text)
-    return any(_words(s) in padded for s in forms if _words(s).strip())
+    """Does the text contain one of the forms as whole words (case-insensitive)? Same word
+    splitting as the shortlist's exact mentions."""
+    padded = f" {' '.join(words(text))} "
+    return any(f" {' '.join(w)} " in padded for w in map(words, forms) if w)
 
 
 @dataclass
