@@ -730,6 +730,7 @@ def vocab_recall(data_path: Path, vocab_spec: str, ks: tuple[int, ...], part: st
     [tagging] shortlist_k setting); a gold value outside them cannot be found. Use this to
     pick k for your data: the smallest k whose recall you can accept.
     """
+    from tagsmith.embeddings import TextEncoder
     from tagsmith.evaluation.datasets import load_dataset, split
     from tagsmith.shortlist import recall_at_k
     from tagsmith.tagger import TaggerSettings, clean_item
@@ -737,6 +738,7 @@ def vocab_recall(data_path: Path, vocab_spec: str, ks: tuple[int, ...], part: st
 
     vocabularies = resolve_vocabularies(vocab_spec)
     items = split(load_dataset(data_path), part).items[:limit]
+    encoder = TextEncoder()  # loaded once for every vocabulary
     click.echo("| vocabulary | " + " | ".join(f"recall@{k}" for k in sorted(ks)) + " |")
     click.echo("|---|" + "---|" * len(ks))
     for v in vocabularies:
@@ -744,7 +746,7 @@ def vocab_recall(data_path: Path, vocab_spec: str, ks: tuple[int, ...], part: st
         if not mine:
             continue
         texts = ["\n".join(clean_item(g.item, TaggerSettings())[:2]) for g in mine]
-        scores = recall_at_k(v, texts, [g.gold for g in mine], ks)
+        scores = recall_at_k(v, texts, [g.gold for g in mine], ks, encoder=encoder)
         click.echo(f"| {v.name} ({len(mine)} items) | " + " | ".join(
             "all facets <= k" if n == 0 else f"{100 * r:.1f} ({n})" for r, n in scores.values()) + " |")
 
