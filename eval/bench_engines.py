@@ -1,12 +1,15 @@
 """Benchmark engines on the same offers: items/s, and the ratios that matter.
 
-    python eval/bench_engines.py [--n 200] [--engines vllm,transformers] [--data PATH]
+    python eval/bench_engines.py [--n 200] [--engines vllm,transformers] [--template default]
+                                 [--adapter none|NAME|PATH] [--data PATH]
 
 Tags the first N offers of WDC-PAVE train_large (all categories, the built-in wdc-pave
-vocabularies, the default template) with each engine, after one warm-up batch that is not
-timed (schema compilation, CPU kernels). Prints items/s and tokens/s per engine, the ratio
-vllm/transformers, and on vLLM the ratio constrained/unconstrained throughput (the same
-prompts with no schema). A benchmark, not a test: minutes per engine on a CPU.
+vocabularies) with each engine, after one warm-up batch that is not timed (schema
+compilation, CPU kernels). Every engine gets the same items, template and adapter (default:
+the bare model), so the ratios compare engines and nothing else. Prints items/s and output
+tokens/s per engine, the ratio vllm/transformers, and on vLLM the ratio
+constrained/unconstrained throughput (the same prompts with no schema). A benchmark, not a
+test: minutes per engine on a CPU.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ import argparse
 import time
 from pathlib import Path
 
+from tagsmith.adapters import choose_adapter
 from tagsmith.engines import create_engine
 from tagsmith.engines.base import GenerationRequest
 from tagsmith.items import read_items
+from tagsmith.model_store import resolve_model
 from tagsmith.prompts import load_template
 from tagsmith.tagger import Tagger
 from tagsmith.vocabulary import resolve_vocabularies
@@ -31,17 +36,18 @@ def timed(fn):
     return out, time.perf_counter() - t0
 
 
-def bench(engine_name: str, items, warmup) -> dict[str, float]:
+def bench(engine_name: str, items, warmup, template: str, adapter: str | None) -> dict[str, float]:
     engine, load_s = timed(lambda: create_engine(engine_name, "embedded"))
-    tagger = Tagger(engine, resolve_vocabularies("wdc-pave"), load_template("default"))
+    tagger = Tagger(engine, resolve_vocabularies("wdc-pave"), load_template(template), adapter=adapter)
     tagger.tag_batch(warmup)
     results, seconds = timed(lambda: [r for i in range(0, len(items), engine.batch_size)
                                       for r in tagger.tag_batch(items[i:i + engine.batch_size])])
-    row = {"load_s": load_s, "items_per_s": len(items) / seconds, "errors": sum(bool(r.error) for r in results)}
+    row = {"load_s": load_s, "items_per_s": len(items) / seconds, "errors": sum(bool(r.error) for r in results),
+           "tags_per_item": sum(len(v) for r in results for v in r.tags.values()) / len(items)}
     if engine_name == "vllm":
         # Same prompts through the engine alone, with and without the schema, exact token counts.
         constrained = tagger.requests(items)
-        free = [GenerationRequest(r.messages, None, r.max_tokens) for r in constrained]
+        free = [GenerationRequest(r.messages, None, r.max_tokens, r.adapter) for r in constrained]
         for label, batch in (("constrained", constrained), ("unconstrained", free)):
             outs, secs = timed(lambda b=batch: engine.generate(b))
             row[f"{label}_items_per_s"] = len(batch) / secs
@@ -54,13 +60,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--engines", default="vllm,transformers")
+    ap.add_argument("--template", default="default", help="prompt template (name or file) for every engine")
+    ap.add_argument("--adapter", default="none", help="none (bare model), a shipped adapter's name or a folder")
     ap.add_argument("--data", type=Path, default=DATA)
     args = ap.parse_args()
     offers = list(read_items(args.data))
     items, warmup = offers[:args.n], offers[-8:]
+    vocabularies = resolve_vocabularies("wdc-pave")
+    adapter = choose_adapter(args.adapter, resolve_model("embedded").model_id, vocabularies).path
+    print(f"{len(items)} offers, template {args.template}, adapter {args.adapter}", flush=True)
     rows = {}
     for name in args.engines.split(","):
-        rows[name] = bench(name, items, warmup)
+        rows[name] = bench(name, items, warmup, args.template, adapter)
         print(name, {k: round(v, 3) for k, v in rows[name].items()}, flush=True)
     if "vllm" in rows and "transformers" in rows:
         print(f"vllm/transformers items/s: {rows['vllm']['items_per_s'] / rows['transformers']['items_per_s']:.1f}x")

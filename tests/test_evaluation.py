@@ -9,7 +9,7 @@ import tagsmith.engines
 from tagsmith.cli import main
 from tagsmith.errors import InputError
 from tagsmith.evaluation.baseline import TfidfBaseline
-from tagsmith.evaluation.datasets import load_dataset, split
+from tagsmith.evaluation.datasets import load_dataset, select_categories, split
 from tagsmith.evaluation.runner import RunConfig, canonical_gold, run
 from tagsmith.vocabulary import VocabularySet, parse_vocabulary
 
@@ -44,6 +44,32 @@ def test_validation_split_is_stable_and_disjoint(tmp_path):
     assert set(val.ids).isdisjoint(train.ids) and len(val.ids) + len(train.ids) == 500
     assert 70 < len(val.ids) < 130
     assert split(data, "validation").ids == val.ids
+
+
+def test_categories_are_selected_or_held_out(tmp_path):
+    data = load_dataset(write_jsonl(tmp_path / "w.jsonl", [
+        wdc_record(i, "TACORI", "Jewelry" if i % 2 else "Office Products") for i in range(10)]))
+    held_out = select_categories(data, exclude=("office-products",))
+    only = select_categories(data, include=("OFFICE  products",))
+    assert {g.item.category for g in held_out.items} == {"Jewelry"} and len(held_out.items) == 5
+    assert {g.item.category for g in only.items} == {"Office Products"} and len(only.items) == 5
+    assert select_categories(data) is data
+    with pytest.raises(InputError, match="no items of category 'Offce'.*Jewelry, Office Products"):
+        select_categories(data, exclude=("Offce",))
+
+
+def test_eval_cli_filters_categories(fake_llm, tmp_path, monkeypatch):
+    monkeypatch.setenv("TAGSMITH_CACHE", str(tmp_path / "cache"))
+    data = write_jsonl(tmp_path / "w.jsonl", [wdc_record(i, "TACORI", "Jewelry" if i % 2 else "Office Products")
+                                              for i in range(40)])
+    args = ["eval", "--data", str(data), "--split", "all", "--out", str(tmp_path / "runs"), "--engine",
+            "transformers", "--no-progress", "--no-baseline", "-a", "none"]
+    r = CliRunner().invoke(main, [*args, "--category", "jewelry"])
+    assert r.exit_code == 0, r.output
+    (out,) = (tmp_path / "runs").iterdir()
+    assert json.loads((out / "summary.json").read_text())["n_items"] == 20
+    r = CliRunner().invoke(main, [*args, "--exclude-category", "toys"])
+    assert r.exit_code == 2 and "no items of category 'toys'" in r.output
 
 
 def test_gold_is_mapped_to_canonical_spelling(small_vocab):

@@ -5,7 +5,7 @@ import pytest
 
 from tagsmith.errors import TagsmithError
 from tagsmith.adapters import check_adapter, read_manifest
-from tagsmith.training import target_answer
+from tagsmith.training import seen_vocabularies, target_answer
 from tagsmith.vocabulary import VocabularySet, parse_vocabulary
 
 from conftest import SMALL_VOCAB
@@ -17,6 +17,17 @@ def test_target_is_the_compact_json_the_schema_allows(small_vocab):
     text = target_answer(small_vocab, gold, "Chef knife AB-12")
     assert text == ('{"Color":["Stainless Steel","Red"],"Material":[],"Part Number":["AB-12"],'
                     '"Category":["Kitchen > Knives"]}')
+
+
+def test_manifest_lists_only_vocabularies_the_items_used():
+    """An adapter trained with a category held out must not claim (and be auto-picked for) it."""
+    from tagsmith.evaluation.datasets import GoldItem
+    from tagsmith.items import Item
+
+    vocabs = VocabularySet([parse_vocabulary({"name": n, "category": n.title(), "facets": [
+        {"name": "Color", "values": ["Red"]}]}) for n in ("jewelry", "office")])
+    items = [GoldItem(Item("1", "red ring", category="Jewelry"), {"Color": ["Red"]})]
+    assert [v.name for v in seen_vocabularies(items, vocabs)] == ["jewelry"]
 
 
 @pytest.mark.slow

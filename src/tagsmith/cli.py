@@ -386,6 +386,10 @@ def retag(old_vocab: str, vocab: str, input_path: Path, previous_path: Path, out
               help="Gold data: WDC-PAVE or ExtractGPT JSONL, or generic JSONL with a 'gold' object.")
 @click.option("--split", "part", type=click.Choice(["validation", "train", "all"]), default="validation",
               show_default=True, help="Which part of --data to score (a stable 20%% by id is validation).")
+@click.option("--category", "categories", multiple=True, metavar="NAME",
+              help="Only items of this category (repeat for several), e.g. office-products.")
+@click.option("--exclude-category", "excluded", multiple=True, metavar="NAME",
+              help="Leave out items of this category (repeat for several).")
 @click.option("--vocab", "-v", "vocab", default="wdc-pave", show_default=True, metavar="PATH|NAME",
               help="Vocabulary file, folder or built-in name.")
 @click.option("--model", "-m", "models", multiple=True,
@@ -412,7 +416,7 @@ def retag(old_vocab: str, vocab: str, input_path: Path, previous_path: Path, out
               help="Exit with status 3 when any LLM run's micro F1 (in %%) is below this: a CI gate.")
 @click.option("--progress/--no-progress", default=True)
 @friendly_errors
-def eval_cmd(data_path: Path, part: str, vocab: str, models: tuple[str, ...], templates: tuple[str, ...],
+def eval_cmd(data_path: Path, part: str, categories: tuple[str, ...], excluded: tuple[str, ...], vocab: str, models: tuple[str, ...], templates: tuple[str, ...],
              engines: tuple[str, ...], adapters: tuple[str, ...], baseline: bool, llm: bool, limit: int | None, batch_size: int | None,
              config: Path | None, out_dir: Path, fail_under: float | None, progress: bool) -> None:
     """Score configurations against gold labels and compare them on the same items.
@@ -427,7 +431,7 @@ def eval_cmd(data_path: Path, part: str, vocab: str, models: tuple[str, ...], te
     from tagsmith.config import load_settings
     from tagsmith.evaluation import report
     from tagsmith.evaluation.baseline import TfidfBaseline
-    from tagsmith.evaluation.datasets import Dataset, load_dataset, split
+    from tagsmith.evaluation.datasets import Dataset, load_dataset, select_categories, split
     from tagsmith.evaluation.runner import RunConfig, run
     from tagsmith.model_store import cache_dir
     from tagsmith.prompts import load_template
@@ -435,7 +439,7 @@ def eval_cmd(data_path: Path, part: str, vocab: str, models: tuple[str, ...], te
 
     settings = load_settings(config, {"engine": {"batch_size": batch_size}})
     vocabularies = resolve_vocabularies(vocab)
-    full = load_dataset(data_path)
+    full = select_categories(load_dataset(data_path), categories, excluded)
     dataset = split(full, part)
     if limit:
         dataset = Dataset(dataset.name, dataset.items[:limit], dataset.mode)
@@ -607,6 +611,11 @@ def _folder_digest(folder: str) -> str:
               help="Gold data (WDC-PAVE, ExtractGPT or generic JSONL).")
 @click.option("--split", "part", type=click.Choice(["train", "all"]), default="train", show_default=True,
               help="Train on the train split (validation held out, as in `tagsmith eval`) or on everything.")
+@click.option("--category", "categories", multiple=True, metavar="NAME",
+              help="Only items of this category (repeat for several), e.g. office-products.")
+@click.option("--exclude-category", "excluded", multiple=True, metavar="NAME",
+              help="Leave out items of this category (repeat for several): train without it, "
+                   "then eval --category NAME tags it as a vocabulary the adapter never saw.")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Adapter folder to write (peft files + manifest.json), e.g. adapters/my-adapter.")
 @click.option("--vocab", "-v", "vocab", default="wdc-pave", show_default=True, metavar="PATH|NAME")
@@ -627,7 +636,7 @@ def _folder_digest(folder: str) -> str:
               help="Score the adapter on this many validation items at the end (0 = skip).")
 @click.option("--progress/--no-progress", default=True)
 @friendly_errors
-def train(data_path: Path, part: str, out_dir: Path, vocab: str, model: str | None, template: str | None,
+def train(data_path: Path, part: str, categories: tuple[str, ...], excluded: tuple[str, ...], out_dir: Path, vocab: str, model: str | None, template: str | None,
           rank: int, alpha: int, target_modules: str, epochs: float, learning_rate: float, batch_size: int,
           max_length: int, max_steps: int | None, seed: int, eval_limit: int, progress: bool) -> None:
     """Fine-tune a LoRA adapter on gold tags (QLoRA on CUDA, plain LoRA on CPU).
@@ -636,7 +645,7 @@ def train(data_path: Path, part: str, out_dir: Path, vocab: str, model: str | No
     exact JSON the schema allows, so the adapter is trained on what it will see.
     """
     from tagsmith.config import load_settings
-    from tagsmith.evaluation.datasets import Dataset, load_dataset, split
+    from tagsmith.evaluation.datasets import Dataset, load_dataset, select_categories, split
     from tagsmith.prompts import load_template
     from tagsmith.training import TrainSettings, train as run_training, write_manifest
     from tagsmith.vocabulary import resolve_vocabularies
@@ -644,7 +653,7 @@ def train(data_path: Path, part: str, out_dir: Path, vocab: str, model: str | No
     settings = load_settings(None, {"model": {"name": model}, "tagging": {"template": template}})
     vocabularies = resolve_vocabularies(vocab)
     prompt = load_template(settings.tagging.template)
-    full = load_dataset(data_path)
+    full = select_categories(load_dataset(data_path), categories, excluded)
     data = split(full, part)
     result = run_training(
         data.items, vocabularies, prompt, out_dir, model=settings.model.name,

@@ -135,6 +135,12 @@ def halve_adapter_weights(folder: Path) -> None:
         save_file(tensors, str(path), metadata={"format": "pt"})
 
 
+def seen_vocabularies(items: Sequence[GoldItem], vocabularies: VocabularySet) -> list[Vocabulary]:
+    """The vocabularies some training item is tagged with, in the set's order."""
+    names = {v.name for g in items if (v := vocabularies.for_category(g.item.category)) is not None}
+    return [v for v in vocabularies if v.name in names]
+
+
 def data_digest(items: Sequence[GoldItem]) -> str:
     h = hashlib.sha256()
     for g in items:
@@ -224,7 +230,9 @@ def train(items: Sequence[GoldItem], vocabularies: VocabularySet, template: Prom
     write_manifest(out_path, {
         "tagsmith_version": __version__, "base_model": location.model_id,
         "template": template.name, "template_digest": template.digest,
-        "vocabularies": {v.name: v.digest for v in vocabularies}, "data_digest": data_digest(items),
+        # only the vocabularies it saw: one held out of training must not look "trained for"
+        "vocabularies": {v.name: v.digest for v in seen_vocabularies(items, vocabularies)},
+        "data_digest": data_digest(items),
         "n_examples": len(examples), "settings": {**asdict(settings), "qlora": cuda},
         "steps": total, "seconds": round(result.seconds, 1),
         "loss_first": losses[0], "loss_last_10_mean": sum(losses[-10:]) / len(losses[-10:]),

@@ -115,3 +115,28 @@ def split(dataset: Dataset, part: str, fraction: float = 0.2) -> Dataset:
     want = part == "validation"
     items = [g for g in dataset.items if in_validation(g.item.id, fraction) == want]
     return Dataset(f"{dataset.name}[{part}]", items, dataset.mode)
+
+
+def select_categories(dataset: Dataset, include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> Dataset:
+    """Keep (or drop) items by category, e.g. to hold a whole category out of training and
+    tag it as a vocabulary the adapter never saw. Names match ignoring case, spaces, '-' and
+    '_' ("office-products" = "Office Products"); an unknown name is an error, since a typo
+    would silently hold out nothing."""
+    if not include and not exclude:
+        return dataset
+    from tagsmith.vocabulary import fold
+
+    def key(name: str | None) -> str:
+        return fold((name or "").replace("-", " ").replace("_", " "))
+
+    present = {key(g.item.category): g.item.category for g in dataset.items if g.item.category}
+    for name in (*include, *exclude):
+        if key(name) not in present:
+            known = ", ".join(sorted(present.values())) or "none: the items carry no category"
+            raise InputError(f"no items of category {name!r} in {dataset.name} (categories: {known})")
+    keep = {key(n) for n in include}
+    drop = {key(n) for n in exclude}
+    items = [g for g in dataset.items
+             if (not keep or key(g.item.category) in keep) and key(g.item.category) not in drop]
+    label = ",".join([*include, *(f"-{n}" for n in exclude)])
+    return Dataset(f"{dataset.name}[{label}]", items, dataset.mode)
