@@ -1,15 +1,16 @@
 """Benchmark engines on the same offers: items/s, and the ratios that matter.
 
     python eval/bench_engines.py [--n 200] [--engines vllm,transformers] [--template default]
-                                 [--adapter none|NAME|PATH] [--data PATH]
+                                 [--adapter none|NAME|PATH [--merge]] [--data PATH]
 
 Tags the first N offers of WDC-PAVE train_large (all categories, the built-in wdc-pave
 vocabularies) with each engine, after one warm-up batch that is not timed (schema
 compilation, CPU kernels). Every engine gets the same items, template and adapter (default:
 the bare model), so the ratios compare engines and nothing else. Prints items/s and output
 tokens/s per engine, the ratio vllm/transformers, and on vLLM the ratio
-constrained/unconstrained throughput (the same prompts with no schema). A benchmark, not a
-test: minutes per engine on a CPU.
+constrained/unconstrained throughput (the same prompts with no schema). --merge folds the
+adapter into the weights (`tagsmith model merge`) so no engine applies LoRA at run time. A
+benchmark, not a test: minutes per engine on a CPU.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from tagsmith.adapters import choose_adapter
 from tagsmith.engines import create_engine
 from tagsmith.engines.base import GenerationRequest
 from tagsmith.items import read_items
-from tagsmith.model_store import resolve_model
+from tagsmith.model_store import merge_adapter, resolve_model
 from tagsmith.prompts import load_template
 from tagsmith.tagger import Tagger
 from tagsmith.vocabulary import resolve_vocabularies
@@ -36,8 +37,8 @@ def timed(fn):
     return out, time.perf_counter() - t0
 
 
-def bench(engine_name: str, items, warmup, template: str, adapter: str | None) -> dict[str, float]:
-    engine, load_s = timed(lambda: create_engine(engine_name, "embedded"))
+def bench(engine_name: str, items, warmup, model: str, template: str, adapter: str | None) -> dict[str, float]:
+    engine, load_s = timed(lambda: create_engine(engine_name, model))
     tagger = Tagger(engine, resolve_vocabularies("wdc-pave"), load_template(template), adapter=adapter)
     tagger.tag_batch(warmup)
     results, seconds = timed(lambda: [r for i in range(0, len(items), engine.batch_size)
@@ -62,16 +63,21 @@ def main() -> None:
     ap.add_argument("--engines", default="vllm,transformers")
     ap.add_argument("--template", default="default", help="prompt template (name or file) for every engine")
     ap.add_argument("--adapter", default="none", help="none (bare model), a shipped adapter's name or a folder")
+    ap.add_argument("--merge", action="store_true", help="run the adapter merged into the weights")
     ap.add_argument("--data", type=Path, default=DATA)
     args = ap.parse_args()
     offers = list(read_items(args.data))
     items, warmup = offers[:args.n], offers[-8:]
     vocabularies = resolve_vocabularies("wdc-pave")
-    adapter = choose_adapter(args.adapter, resolve_model("embedded").model_id, vocabularies).path
-    print(f"{len(items)} offers, template {args.template}, adapter {args.adapter}", flush=True)
+    base = resolve_model("embedded")
+    model, adapter = base.path, choose_adapter(args.adapter, base.model_id, vocabularies).path
+    if args.merge and adapter:
+        model, adapter = merge_adapter(base, adapter).path, None
+    print(f"{len(items)} offers, template {args.template}, adapter {args.adapter}{' merged' * args.merge}",
+          flush=True)
     rows = {}
     for name in args.engines.split(","):
-        rows[name] = bench(name, items, warmup, args.template, adapter)
+        rows[name] = bench(name, items, warmup, model, args.template, adapter)
         print(name, {k: round(v, 3) for k, v in rows[name].items()}, flush=True)
     if "vllm" in rows and "transformers" in rows:
         print(f"vllm/transformers items/s: {rows['vllm']['items_per_s'] / rows['transformers']['items_per_s']:.1f}x")
