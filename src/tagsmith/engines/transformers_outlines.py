@@ -78,6 +78,7 @@ class TransformersEngine(Engine):
         self.batch_size = max(1, batch_size)
         self._cache: OrderedDict[str, Any] = OrderedDict()
         self._cache_size = cache_size
+        self._backends: dict[str, Any] = {}
         if structured_backend not in ("auto", *BACKENDS):
             raise EngineError(f"transformers engine: structured_backend must be auto or one of {', '.join(BACKENDS)}")
         self.structured_backend = structured_backend
@@ -118,19 +119,35 @@ class TransformersEngine(Engine):
             self._cache.move_to_end(key)
             return self._cache[key]
         import outlines
-        from outlines.types import JsonSchema
+        from outlines.generator import SteerableGenerator
 
-        backend = self.backend_for(schema) if schema else None
-        output_type = None
-        if schema and backend == "llguidance":  # no whitespace between tokens, said llguidance's way
-            output_type = JsonSchema(json.dumps({**json.loads(schema), "x-guidance": {"whitespace_flexible": False}}))
-        elif schema:
-            output_type = JsonSchema(schema, whitespace_pattern=WHITESPACE)
-        generator = outlines.Generator(self._outlines_model, output_type, backend=backend)
+        if not schema:
+            generator = outlines.Generator(self._outlines_model)
+        else:
+            name = self.backend_for(schema)
+            backend = self._backend(name)
+            if name == "llguidance":  # no whitespace between tokens, said llguidance's way
+                no_space = json.dumps({**json.loads(schema), "x-guidance": {"whitespace_flexible": False}})
+                processor = backend.get_json_schema_logits_processor(no_space)
+            else:
+                processor = backend.get_json_schema_logits_processor(schema, whitespace_pattern=WHITESPACE)
+            generator = SteerableGenerator.from_processor(self._outlines_model, processor)
         self._cache[key] = generator
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return generator
+
+    def _backend(self, name: str) -> Any:
+        """One outlines backend per engine: building one converts the whole tokenizer vocabulary
+        (seconds), which `outlines.Generator` would redo for every new schema, i.e. every item
+        once shortlists give each item its own schema."""
+        if name not in self._backends:
+            from outlines import backends
+
+            cls = {"outlines_core": backends.OutlinesCoreBackend, "llguidance": backends.LLGuidanceBackend,
+                   "xgrammar": backends.XGrammarBackend}[name]
+            self._backends[name] = cls(self._outlines_model)
+        return self._backends[name]
 
     @contextlib.contextmanager
     def _adapter(self, adapter: str | None) -> Iterator[None]:
@@ -189,5 +206,6 @@ class TransformersEngine(Engine):
 
     def close(self) -> None:
         self._cache.clear()
+        self._backends.clear()
         self._outlines_model = None
         self._hf_model = None
