@@ -193,8 +193,9 @@ def _choose_adapter(engine_name: str, model_spec: str | None, vocabularies: Any,
     for warning in choice.warnings:
         click.echo(f"warning: {warning}", err=True)
     if choice.path and spec is None:
-        click.echo(f"using adapter {choice.name} (trained for this model and vocabulary; --adapter none "
-                   "for the bare model)", err=True)
+        why = ("trained for this model and vocabulary" if choice.trained_on_vocabulary else
+               "trained for this model on other vocabularies: it carries the task to new ones")
+        click.echo(f"using adapter {choice.name} ({why}; --adapter none for the bare model)", err=True)
     return choice
 
 
