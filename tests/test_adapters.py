@@ -82,15 +82,22 @@ def test_length_grouped_batches_cover_every_example_once():
     assert spread < 150  # random batches of 4 from 10..900 spread ~530 tokens
 
 
-def test_auto_engine_leaves_vllm_for_an_adapter_on_cpu(tmp_path):
+def test_auto_engine_merges_an_adapter_for_vllm_on_cpu(tmp_path, monkeypatch):
     import torch
 
+    from tagsmith import model_store
     from tagsmith.cli import _engine_for
     from tagsmith.engines import resolve_engine_name
 
     if resolve_engine_name("auto") != "vllm" or torch.cuda.is_available():
         pytest.skip("needs vLLM installed and no GPU")
     folder = fake_adapter(tmp_path / "a", MODEL, VocabularySet([parse_vocabulary(SMALL_VOCAB)]))
-    assert _engine_for("auto", str(folder)) == "transformers"
-    assert _engine_for("auto", None) == "vllm"
-    assert _engine_for("vllm", str(folder)) == "vllm"  # asked for by name: kept
+    merged = []
+    monkeypatch.setattr(model_store, "merge_adapter",
+                        lambda base, adapter: merged.append(adapter) or model_store.ModelLocation("/m", "m"))
+    assert _engine_for("auto", "embedded", str(folder)) == ("vllm", "/m", None)
+    assert merged == [str(folder)]
+    assert _engine_for("auto", "embedded", None) == ("vllm", "embedded", None)
+    # asked for by name: kept as asked (LoRA applied by the engine)
+    assert _engine_for("vllm", "embedded", str(folder)) == ("vllm", "embedded", str(folder))
+    assert _engine_for("transformers", "embedded", str(folder)) == ("transformers", "embedded", str(folder))
