@@ -12,8 +12,8 @@ combination, not invented words), plus two small real facets. For each size it p
   - per engine, s/item tagging N offers with shortlists (k=50), with every answer checked to be
     in the vocabulary,
   - on vLLM also s/item with the whole vocabulary as the schema (no shortlist), to show what the
-    shortlist saves; the transformers engine is not run without a shortlist past 1,000 values
-    (outlines-core compiles a 2,000-value enum in ~25 s and 20,000 in ~136 s).
+    shortlist saves; the transformers engine is run without a shortlist only up to 1,000 values,
+    to keep the benchmark short.
 A benchmark, not a test: minutes on a CPU.
 """
 
