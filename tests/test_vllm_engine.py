@@ -76,3 +76,20 @@ def test_trained_adapter_loads_in_vllm(vllm_engine, trained_adapter, small_vocab
     tagger = Tagger(vllm_engine, small_vocab, template, adapter=str(folder))
     result = tagger.tag(Item("x", "Red steel chef knife AB-12"))
     assert result.error is None and result.raw
+
+
+def test_tag_command_prints_only_json_on_stdout(tmp_path):
+    """vLLM logs to stdout by default (from its worker processes too, which CliRunner cannot
+    see): `tagsmith tag ... > out.json` must still be one clean JSON document."""
+    import subprocess
+    import sys
+
+    from conftest import SMALL_VOCAB
+
+    vocab = tmp_path / "kitchen.json"
+    vocab.write_text(json.dumps(SMALL_VOCAB))
+    done = subprocess.run([sys.executable, "-m", "tagsmith.cli", "tag", "Red steel chef knife AB-12", "--vocab",
+                           str(vocab), "--engine", "vllm", "--adapter", "none"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["vocabulary"] == SMALL_VOCAB["name"]

@@ -37,7 +37,9 @@ class VLLMEngine(Engine):
                  structured_backend: str = DEFAULT_STRUCTURED_BACKEND, enable_lora: bool = True,
                  max_lora_rank: int = 64, seed: int = 0, **llm_options: Any) -> None:
         # vLLM logs every start-up step at INFO; a tagging CLI should show progress, not that.
+        # And to stderr: its default, stdout, would mix log lines into `tagsmith tag`'s JSON.
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
         try:
             import torch
             from vllm import LLM
