@@ -423,7 +423,8 @@ def retag(old_vocab: str, vocab: str, input_path: Path, previous_path: Path, out
               help="Exit with status 3 when any LLM run's micro F1 (in %%) is below this: a CI gate.")
 @click.option("--progress/--no-progress", default=True)
 @friendly_errors
-def eval_cmd(data_path: Path, part: str, categories: tuple[str, ...], excluded: tuple[str, ...], vocab: str, models: tuple[str, ...], templates: tuple[str, ...],
+def eval_cmd(data_path: Path, part: str, categories: tuple[str, ...], excluded: tuple[str, ...], vocab: str,
+             models: tuple[str, ...], templates: tuple[str, ...],
              engines: tuple[str, ...], adapters: tuple[str, ...], baseline: bool, llm: bool, limit: int | None, batch_size: int | None,
              config: Path | None, out_dir: Path, fail_under: float | None, progress: bool) -> None:
     """Score configurations against gold labels and compare them on the same items.
@@ -526,7 +527,8 @@ def _eval_llm_runs(engine_name: str, model_spec: str, runs: list[tuple[str | Non
     results = []
     for adapter, prompt in runs:
         cfg = RunConfig(
-            name=f"{_model_label(model_spec)}{'+' + Path(adapter).name if adapter else ''}|{prompt.name}|{engine_name}",
+            name=(f"{_model_label(model_spec)}{'+' + Path(adapter).name if adapter else ''}"
+                  f"|{prompt.name}|{engine_name}"),
             kind="llm",
             settings={"model": model_spec, "template": prompt.name, "template_digest": prompt.digest,
                       "vocabularies": sorted(v.digest for v in vocabularies), "engine": engine_name,
@@ -650,7 +652,8 @@ def _folder_digest(folder: str) -> str:
               help="Score the adapter on this many validation items at the end (0 = skip).")
 @click.option("--progress/--no-progress", default=True)
 @friendly_errors
-def train(data_path: Path, part: str, categories: tuple[str, ...], excluded: tuple[str, ...], out_dir: Path, vocab: str, model: str | None, template: str | None,
+def train(data_path: Path, part: str, categories: tuple[str, ...], excluded: tuple[str, ...], out_dir: Path,
+          vocab: str, model: str | None, template: str | None,
           rank: int, alpha: int, target_modules: str, epochs: float, learning_rate: float, batch_size: int,
           max_length: int, max_steps: int | None, seed: int, eval_limit: int, progress: bool) -> None:
     """Fine-tune a LoRA adapter on gold tags (QLoRA on CUDA, plain LoRA on CPU).
