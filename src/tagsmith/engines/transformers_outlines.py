@@ -49,17 +49,6 @@ BACKENDS = ("outlines_core", "llguidance", "xgrammar")
 class TransformersEngine(Engine):
     name = "transformers"
 
-    def backend_for(self, schema: str) -> str:
-        """'auto' is llguidance where installed (a dependency), else outlines-core. Measured with
-        `python eval/bench_structured_backends.py` (shipped adapter, 2 cores, identical answers):
-        6.44 vs 7.00 s/item on WDC-PAVE's per-category schemas, 7.99 vs 9.77 s/item when each
-        item has its own shortlisted schema; and only llguidance compiles 10,000+ values at all."""
-        if self.structured_backend != "auto":
-            return self.structured_backend
-        import importlib.util
-
-        return "llguidance" if importlib.util.find_spec("llguidance") is not None else "outlines_core"
-
     def __init__(self, model: str | None = None, *, dtype: str = "auto", batch_size: int = 8,
                  threads: int = 0, device: str | None = None, cache_size: int = 16,
                  seed: int = 0, structured_backend: str = "auto", **unknown: Any) -> None:
@@ -76,9 +65,17 @@ class TransformersEngine(Engine):
         self.batch_size = max(1, batch_size)
         self._cache: OrderedDict[str, Any] = OrderedDict()
         self._cache_size = cache_size
-        self._backends: dict[str, Any] = {}
+        self._structured: Any = None  # the outlines backend, built on first use
         if structured_backend not in ("auto", *BACKENDS):
             raise EngineError(f"transformers engine: structured_backend must be auto or one of {', '.join(BACKENDS)}")
+        if structured_backend == "auto":
+            # llguidance where installed (a dependency), else outlines-core. Measured with
+            # `python eval/bench_structured_backends.py` (shipped adapter, 2 cores, identical answers):
+            # 6.44 vs 7.00 s/item on WDC-PAVE's per-category schemas, 7.99 vs 9.77 s/item when each
+            # item has its own shortlisted schema; and only llguidance compiles 10,000+ values at all.
+            import importlib.util
+
+            structured_backend = "llguidance" if importlib.util.find_spec("llguidance") else "outlines_core"
         self.structured_backend = structured_backend
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = pick_dtype(dtype, device)
@@ -122,9 +119,8 @@ class TransformersEngine(Engine):
         if not schema:
             generator = outlines.Generator(self._outlines_model)
         else:
-            name = self.backend_for(schema)
-            backend = self._backend(name)
-            if name == "llguidance":  # no whitespace between tokens, said llguidance's way
+            backend = self._backend()
+            if self.structured_backend == "llguidance":  # no whitespace between tokens, said llguidance's way
                 no_space = json.dumps({**json.loads(schema), "x-guidance": {"whitespace_flexible": False}})
                 processor = backend.get_json_schema_logits_processor(no_space)
             else:
@@ -135,17 +131,17 @@ class TransformersEngine(Engine):
             self._cache.popitem(last=False)
         return generator
 
-    def _backend(self, name: str) -> Any:
+    def _backend(self) -> Any:
         """One outlines backend per engine: building one converts the whole tokenizer vocabulary
         (seconds), which `outlines.Generator` would redo for every new schema, i.e. every item
         once shortlists give each item its own schema."""
-        if name not in self._backends:
+        if self._structured is None:
             from outlines import backends
 
             cls = {"outlines_core": backends.OutlinesCoreBackend, "llguidance": backends.LLGuidanceBackend,
-                   "xgrammar": backends.XGrammarBackend}[name]
-            self._backends[name] = cls(self._outlines_model)
-        return self._backends[name]
+                   "xgrammar": backends.XGrammarBackend}[self.structured_backend]
+            self._structured = cls(self._outlines_model)
+        return self._structured
 
     @contextlib.contextmanager
     def _adapter(self, adapter: str | None) -> Iterator[None]:
@@ -204,6 +200,6 @@ class TransformersEngine(Engine):
 
     def close(self) -> None:
         self._cache.clear()
-        self._backends.clear()
+        self._structured = None
         self._outlines_model = None
         self._hf_model = None
