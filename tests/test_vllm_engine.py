@@ -2,6 +2,7 @@
 constrained, per-request LoRA adapters. Skipped where vLLM is not installed."""
 
 import json
+import os
 
 import pytest
 
@@ -67,8 +68,13 @@ def test_adapter_on_off_changes_output(vllm_engine, random_adapter):
         GenerationRequest(messages, None, 24, adapter=random_adapter),
         GenerationRequest(messages, None, 24),
     ])
-    assert base.text == base_again.text  # greedy decoding is deterministic per request
     assert tuned.text != base.text
+    # Not `base.text == base_again.text`: greedy decoding in bfloat16 is not bitwise stable
+    # across batch layouts and prefix-cache hits (seen here: identical prompts in one call
+    # agreeing for 12 tokens, then "versatile" vs "complex"). A leaked LoRA shows as base_again
+    # following the adapter's answer instead of the base model's.
+    shared = len(os.path.commonprefix([base_again.text, base.text]))
+    assert shared >= 20 and shared > len(os.path.commonprefix([base_again.text, tuned.text]))
 
 
 def test_trained_adapter_loads_in_vllm(vllm_engine, trained_adapter, small_vocab, template):
