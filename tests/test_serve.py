@@ -3,6 +3,8 @@ stopped by the test; 50 concurrent tagging requests; a bad request does not take
 Skipped where vLLM is not installed."""
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -34,9 +36,10 @@ def free_port() -> int:
 def server(tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("serve") / "server.log"
-    with open(log, "w") as out:
+    with open(log, "w") as out:  # own session: the teardown can see every process the server made
         proc = subprocess.Popen([sys.executable, "-m", "tagsmith.cli", "serve", "--port", str(port),
-                                 "--", "--max-num-seqs", "64"], stdout=out, stderr=subprocess.STDOUT)
+                                 "--", "--max-num-seqs", "64"], stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.time() + 300
@@ -54,11 +57,32 @@ def server(tmp_path_factory):
             time.sleep(2)
         yield url
     finally:
-        proc.terminate()
+        proc.terminate()  # what a service manager or `kill` sends
+        left = stopped_group(proc, timeout=60)
+        if left:  # never leave a server behind, but say so: the server must stop on SIGTERM
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail(f"processes of `tagsmith serve` still running 60 s after SIGTERM: {left}")
+
+
+def stopped_group(proc: subprocess.Popen, timeout: float) -> list[int]:
+    """Pids of the server's process group still alive after `timeout` s (empty when all stopped)."""
+    deadline = time.time() + timeout
+    while True:
         try:
-            proc.wait(timeout=60)
+            proc.wait(timeout=max(0.1, deadline - time.time()))
         except subprocess.TimeoutExpired:
-            proc.kill()
+            pass
+        left = [int(p) for p in os.listdir("/proc") if p.isdigit() and _pgid(int(p)) == proc.pid]
+        if not left or time.time() > deadline:
+            return left
+        time.sleep(1)
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
 
 
 def test_fifty_concurrent_requests_each_in_vocabulary(server):

@@ -576,7 +576,6 @@ def serve(spec: str | None, adapters: tuple[str, ...], host: str, port: int, max
     """
     import importlib.util
     import os
-    import subprocess
 
     from tagsmith.model_store import resolve_model
 
@@ -606,7 +605,11 @@ def serve(spec: str | None, adapters: tuple[str, ...], host: str, port: int, max
     click.echo(" ".join(cmd), err=True)
     if dry_run:
         return
-    sys.exit(subprocess.call(cmd, env=env))
+    # Become the server rather than wait on it: a child would outlive a SIGTERM sent to this
+    # process (service managers, `kill`, test teardown) and keep the port and the memory.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(cmd[0], cmd, env)
 
 
 # --------------------------------------------------------------------------- train
