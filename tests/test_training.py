@@ -19,6 +19,31 @@ def test_target_is_the_compact_json_the_schema_allows(small_vocab):
                     '"Category":["Kitchen > Knives"]}')
 
 
+def test_answer_loss_is_the_models_own_loss_on_the_answer_tokens():
+    """Training projects only answer positions onto the vocabulary (memory); the loss must not change."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from tagsmith.training import answer_loss
+
+    torch.manual_seed(0)
+    tiny = LlamaForCausalLM(LlamaConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                        num_attention_heads=4, num_key_value_heads=2))
+    model = get_peft_model(tiny, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    ids = torch.randint(0, 300, (2, 20))
+    mask = torch.ones_like(ids)
+    mask[1, 15:] = 0  # right padding
+    labels = ids.clone()
+    labels[:, :12] = -100  # prompt
+    labels[1, 15:] = -100
+    expected = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    loss = answer_loss(model, ids, mask, labels)
+    assert torch.allclose(loss, expected, atol=1e-6)
+    loss.backward()  # gradients reach the LoRA weights
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in model.named_parameters() if "lora_B" in n)
+
+
 def test_manifest_lists_only_vocabularies_the_items_used():
     """An adapter trained with a category held out must not claim (and be auto-picked for) it."""
     from tagsmith.evaluation.datasets import GoldItem
