@@ -250,10 +250,11 @@ def answer_loss(model: Any, input_ids: Any, mask: Any, labels: Any) -> Any:
     """
     import torch
 
-    hidden = model.get_base_model().model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+    causal_lm = model.get_base_model()  # LoRA layers sit inside it; `base_model` is its decoder stack
+    hidden = causal_lm.base_model(input_ids=input_ids, attention_mask=mask).last_hidden_state
     targets = labels[:, 1:]
     keep = targets != -100
-    logits = model.get_base_model().get_output_embeddings()(hidden[:, :-1][keep])
+    logits = causal_lm.get_output_embeddings()(hidden[:, :-1][keep])
     return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
 
 
