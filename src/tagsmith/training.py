@@ -219,7 +219,6 @@ def train(items: Sequence[GoldItem], vocabularies: VocabularySet, template: Prom
         optimizer.step()
         optimizer.zero_grad()
         losses.append(float(loss.detach()))
-        del loss
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
     bar.close()
     out_path = Path(out_dir)
