@@ -20,12 +20,10 @@ import time
 from pathlib import Path
 
 from tagsmith.adapters import choose_adapter
-from tagsmith.engines import create_engine
 from tagsmith.engines.base import GenerationRequest
 from tagsmith.items import read_items
 from tagsmith.model_store import merge_adapter, resolve_model
-from tagsmith.prompts import load_template
-from tagsmith.tagger import Tagger
+from tagsmith.runtime import RunSpec, build_tagger
 from tagsmith.vocabulary import resolve_vocabularies
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data/wdc-pave/wdc_with_all_attributes_normalized/train_large.jsonl"
@@ -38,8 +36,9 @@ def timed(fn):
 
 
 def bench(engine_name: str, items, warmup, model: str, template: str, adapter: str | None) -> dict[str, float]:
-    engine, load_s = timed(lambda: create_engine(engine_name, model))
-    tagger = Tagger(engine, resolve_vocabularies("wdc-pave"), load_template(template), adapter=adapter)
+    spec = RunSpec(vocab="wdc-pave", model=model, engine=engine_name, adapter=adapter or "none", template=template)
+    built, load_s = timed(lambda: build_tagger(spec))
+    tagger, engine = built.tagger, built.tagger.engine
     tagger.tag_batch(warmup)
     results, seconds = timed(lambda: [r for i in range(0, len(items), engine.batch_size)
                                       for r in tagger.tag_batch(items[i:i + engine.batch_size])])

@@ -28,7 +28,9 @@ from tagsmith.engines import create_engine
 from tagsmith.items import read_items
 from tagsmith.prompts import load_template
 from tagsmith.shortlist import Shortlister
-from tagsmith.tagger import Tagger, TaggerSettings
+from tagsmith.config import TaggingSettings
+from tagsmith.tagger import Tagger
+from tagsmith.text import fold
 from tagsmith.vocabulary import Vocabulary, parse_vocabulary, resolve_vocabularies
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data/wdc-pave/wdc_with_all_attributes_normalized/train_large.jsonl"
@@ -40,7 +42,7 @@ def make_vocabulary(size: int) -> Vocabulary:
     folded: set[str] = set()
     values = []
     for v in itertools.chain(real, (f"{a} {b}" for a, b in itertools.product(real, real) if a != b)):
-        key = " ".join(v.casefold().split())
+        key = fold(v)
         if key not in folded:
             folded.add(key)
             values.append(v)
@@ -69,7 +71,7 @@ def main() -> None:
     items, warm = offers[:args.n], offers[-args.n:]
     prep_items = offers[100:164]
     template = load_template("default")
-    settings = TaggerSettings(shortlist_k=args.k, shortlist_above=args.k)
+    settings = TaggingSettings(shortlist_k=args.k, shortlist_above=args.k)
     shortlister = Shortlister(args.k, args.k, progress=True)
     engines = {name: create_engine(name, "embedded") for name in args.engines.split(",") if name}
     rows = []
@@ -92,7 +94,7 @@ def main() -> None:
             row[f"{name}_s_item"] = round((time.perf_counter() - t0) / len(items), 2)
             row[f"{name}_in_vocab"] = in_vocabulary(results, vocab)
             if name == "vllm" or size <= 1000:
-                whole = Tagger(engine, vocab, template, TaggerSettings(shortlist_k=0))
+                whole = Tagger(engine, vocab, template, TaggingSettings(shortlist_k=0))
                 t0 = time.perf_counter()
                 try:
                     whole.tag_batch(items)

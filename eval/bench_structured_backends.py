@@ -21,9 +21,10 @@ from pathlib import Path
 from tagsmith.adapters import choose_adapter
 from tagsmith.engines import create_engine
 from tagsmith.evaluation.datasets import load_dataset, split
-from tagsmith.model_store import resolve_model
+from tagsmith.model_store import model_id
 from tagsmith.prompts import load_template
-from tagsmith.tagger import Tagger, TaggerSettings
+from tagsmith.config import TaggingSettings
+from tagsmith.tagger import Tagger
 from tagsmith.vocabulary import resolve_vocabularies
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data/wdc-pave/wdc_with_all_attributes_normalized/train_large.jsonl"
@@ -40,8 +41,8 @@ def main() -> None:
     args = ap.parse_args()
     items = [g.item for g in split(load_dataset(args.data), "validation").items[:args.n]]
     vocabularies = resolve_vocabularies("wdc-pave")
-    adapter = choose_adapter(args.adapter, resolve_model("embedded").model_id, vocabularies).path
-    settings = TaggerSettings(shortlist_above=args.shortlist_above)
+    adapter = choose_adapter(args.adapter, model_id("embedded"), vocabularies).path
+    settings = TaggingSettings(shortlist_above=args.shortlist_above)
     reference = None
     for backend in args.backends.split(","):
         engine = create_engine("transformers", "embedded", structured_backend=backend)

@@ -16,23 +16,16 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import yaml
 
+from tagsmith.text import fold, slug
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "wdc-pave"
 DEFAULT_OUT = ROOT / "src" / "tagsmith" / "vocabularies" / "wdc-pave"
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-
-
-def fold(text: str) -> str:
-    return " ".join(text.casefold().split())
 
 
 def build(data: Path) -> dict[str, dict]:

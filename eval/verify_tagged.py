@@ -13,11 +13,8 @@ import json
 import sys
 
 from tagsmith.items import read_items
+from tagsmith.text import fold
 from tagsmith.vocabulary import resolve_vocabularies
-
-
-def fold(text: str) -> str:
-    return " ".join(text.split()).casefold()
 
 
 def main() -> None:

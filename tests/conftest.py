@@ -4,12 +4,14 @@ the real embedded-model engine (session-scoped, for the slow end-to-end tests)."
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from tagsmith.engines.base import Engine, Generation, GenerationRequest
+from tagsmith.engines import fake
+from tagsmith.engines.base import GenerationRequest
 from tagsmith.prompts import load_template
 from tagsmith.vocabulary import Vocabulary, parse_vocabulary
 
@@ -39,19 +41,37 @@ def template():
     return load_template("default")
 
 
-class FakeEngine(Engine):
-    """Replays answers: `answer(request) -> text`; records every request it saw."""
-
-    name = "fake"
+class FakeEngine(fake.FakeEngine):
+    """The registered fake engine, built the short way: `FakeEngine(answer)`."""
 
     def __init__(self, answer: Callable[[GenerationRequest], str] | str = "{}", model_id: str = "fake"):
-        self.answer = answer if callable(answer) else (lambda _r, a=answer: a)
-        self.model_id = model_id
-        self.requests: list[GenerationRequest] = []
+        super().__init__(model_id, answer=answer)
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
-        self.requests.extend(requests)
-        return [Generation(text=self.answer(r)) for r in requests]
+
+@pytest.fixture
+def use_fake_engine(tmp_path, monkeypatch):
+    """Make every run in this test use the registered fake engine (through $TAGSMITH_CONFIG, as a
+    user would), answering what the test sets; returns the engines created, to count them."""
+    from tagsmith import runtime
+    from tagsmith.evaluation import matrix
+
+    config = tmp_path / "fake-engine.toml"
+    created: list[object] = []
+
+    def answer(text: str) -> None:
+        config.write_text(f'[engine]\nname = "fake"\n[engine.fake]\nanswer = {json.dumps(text)}\n',
+                          encoding="utf-8")
+
+    def spy(module):  # records each engine built, then builds it for real
+        real = module.create_engine
+        monkeypatch.setattr(module, "create_engine", lambda *a, **k: created.append(a) or real(*a, **k))
+
+    answer("{}")
+    spy(runtime)
+    spy(matrix)
+    monkeypatch.setenv("TAGSMITH_CONFIG", str(config))
+    monkeypatch.setenv("TAGSMITH_CACHE", str(tmp_path / "cache"))
+    return SimpleNamespace(answer=answer, created=created)
 
 
 @pytest.fixture

@@ -86,7 +86,7 @@ def test_auto_engine_merges_an_adapter_for_vllm_on_cpu(tmp_path, monkeypatch):
     import torch
 
     from tagsmith import model_store
-    from tagsmith.cli import _engine_for
+    from tagsmith.runtime import placement
     from tagsmith.engines import resolve_engine_name
 
     if resolve_engine_name("auto") != "vllm" or torch.cuda.is_available():
@@ -95,9 +95,10 @@ def test_auto_engine_merges_an_adapter_for_vllm_on_cpu(tmp_path, monkeypatch):
     merged = []
     monkeypatch.setattr(model_store, "merge_adapter",
                         lambda base, adapter: merged.append(adapter) or model_store.ModelLocation("/m", "m"))
-    assert _engine_for("auto", "embedded", str(folder)) == ("vllm", "/m", None)
-    assert merged == [str(folder)]
-    assert _engine_for("auto", "embedded", None) == ("vllm", "embedded", None)
+    notes: list[str] = []
+    assert placement("auto", "embedded", str(folder), notes) == ("vllm", "/m", None)
+    assert merged == [str(folder)] and "merged into the model's weights" in notes[0]
+    assert placement("auto", "embedded", None, []) == ("vllm", "embedded", None)
     # asked for by name: kept as asked (LoRA applied by the engine)
-    assert _engine_for("vllm", "embedded", str(folder)) == ("vllm", "embedded", str(folder))
-    assert _engine_for("transformers", "embedded", str(folder)) == ("transformers", "embedded", str(folder))
+    assert placement("vllm", "embedded", str(folder), []) == ("vllm", "embedded", str(folder))
+    assert placement("transformers", "embedded", str(folder), []) == ("transformers", "embedded", str(folder))

@@ -5,25 +5,15 @@ import json
 import pytest
 from click.testing import CliRunner
 
-import tagsmith.engines
 from tagsmith.cli import main
-
-from conftest import FakeEngine
 
 ANSWER = json.dumps({"Product Type": ["Rings/Bands"], "Brand": ["TACORI"], "Model Number": []})
 
 
 @pytest.fixture
-def fake(monkeypatch):
-    engines = []
-
-    def create(name, model, **options):
-        engine = FakeEngine(ANSWER, model_id=str(model))
-        engines.append(engine)
-        return engine
-
-    monkeypatch.setattr(tagsmith.engines, "create_engine", create)
-    return engines
+def fake(use_fake_engine):
+    use_fake_engine.answer(ANSWER)
+    return use_fake_engine.created
 
 
 def run(*args):

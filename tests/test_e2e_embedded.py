@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from tagsmith.cli import main
 from tagsmith.items import Item, read_items
 from tagsmith.prompts import load_template
-from tagsmith.tagger import Tagger, TaggerSettings
+from tagsmith.config import TaggingSettings
+from tagsmith.tagger import Tagger
 from tagsmith.vocabulary import resolve_vocabularies
 
 from conftest import WDC_TRAIN, assert_valid, require_shared
@@ -25,7 +26,7 @@ def test_wdc_offers_and_hostile_items_in_one_batch(embedded_engine):
     require_shared()
     vocabularies = resolve_vocabularies("wdc-pave")
     tagger = Tagger(embedded_engine, vocabularies, load_template("default"),
-                    TaggerSettings(max_text_chars=600))
+                    TaggingSettings(max_text_chars=600))
     offers = list(read_items(WDC_TRAIN))[:4]
     hostile = [
         Item("empty", "", "", category="Jewelry"),

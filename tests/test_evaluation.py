@@ -5,15 +5,15 @@ import json
 import pytest
 from click.testing import CliRunner
 
-import tagsmith.engines
 from tagsmith.cli import main
 from tagsmith.errors import InputError
 from tagsmith.evaluation.baseline import TfidfBaseline
 from tagsmith.evaluation.datasets import load_dataset, select_categories, split
-from tagsmith.evaluation.runner import RunConfig, canonical_gold, run
+from tagsmith.evaluation.runner import RunConfig, run
+from tagsmith.gold import canonical_gold
 from tagsmith.vocabulary import VocabularySet, parse_vocabulary
 
-from conftest import SMALL_VOCAB, FakeEngine
+from conftest import SMALL_VOCAB
 
 
 def write_jsonl(path, records):
@@ -58,12 +58,10 @@ def test_categories_are_selected_or_held_out(tmp_path):
         select_categories(data, exclude=("Offce",))
 
 
-def test_eval_cli_filters_categories(fake_llm, tmp_path, monkeypatch):
-    monkeypatch.setenv("TAGSMITH_CACHE", str(tmp_path / "cache"))
+def test_eval_cli_filters_categories(fake_llm, tmp_path):
     data = write_jsonl(tmp_path / "w.jsonl", [wdc_record(i, "TACORI", "Jewelry" if i % 2 else "Office Products")
                                               for i in range(40)])
-    args = ["eval", "--data", str(data), "--split", "all", "--out", str(tmp_path / "runs"), "--engine",
-            "transformers", "--no-progress", "--no-baseline", "-a", "none"]
+    args = ["eval", "--data", str(data), "--split", "all", "--out", str(tmp_path / "runs"), "--no-progress", "--no-baseline", "-a", "none"]
     r = CliRunner().invoke(main, [*args, "--category", "jewelry"])
     assert r.exit_code == 0, r.output
     (out,) = (tmp_path / "runs").iterdir()
@@ -84,7 +82,8 @@ def test_run_caches_generations_and_scores(tmp_path):
 
     def predictor(batch):
         calls.append(len(batch))
-        return [{"tags": {"Brand": ["TACORI"]}, "raw": '{"Brand": ["TACORI", "TACORI"]}'} for _ in batch]
+        return [{"tags": {"Brand": ["TACORI"]}, "raw": '{"Brand": ["TACORI", "TACORI"]}', "duplicates": 1}
+                for _ in batch]
 
     cfg = RunConfig("a", "llm", {"template": "x"})
     first = run(cfg, data, predictor, cache_dir=tmp_path / "cache", batch_size=4, progress=False)
@@ -99,7 +98,8 @@ def test_run_caches_generations_and_scores(tmp_path):
 def test_rates_count_out_of_vocabulary_and_unparseable(tmp_path):
     data = load_dataset(write_jsonl(tmp_path / "w.jsonl", [wdc_record(i, "TACORI") for i in range(2)]))
     preds = iter([{"tags": {}, "raw": '{"Brand": ["FREE"]}',
-                   "rejected": [{"facet": "Brand", "value": "FREE", "reason": "not in the vocabulary"}]},
+                   "rejected": [{"facet": "Brand", "value": "FREE", "reason": "not in the vocabulary",
+                                 "code": "not_in_vocabulary"}]},
                   {"tags": {}, "raw": "{oops", "error": "unparseable output: x"}])
     r = run(RunConfig("s", "llm"), data, lambda b: [next(preds) for _ in b], cache_dir=None, progress=False)
     assert r.rates == {"oov_rate": 1.0, "duplicate_rate": 0.0, "unparseable_rate": 0.5}
@@ -121,22 +121,20 @@ def test_baseline_learns_a_separable_facet():
 
 
 @pytest.fixture
-def fake_llm(monkeypatch):
-    def create(name, model, **options):
-        return FakeEngine(lambda r: json.dumps({"Brand": ["TACORI"]}), model_id=model)
-    monkeypatch.setattr(tagsmith.engines, "create_engine", create)
+def fake_llm(use_fake_engine):
+    use_fake_engine.answer(json.dumps({"Brand": ["TACORI"]}))
+    return use_fake_engine
 
 
-def test_eval_cli_reports_and_gate(fake_llm, tmp_path, monkeypatch):
-    monkeypatch.setenv("TAGSMITH_CACHE", str(tmp_path / "cache"))
+def test_eval_cli_reports_and_gate(fake_llm, tmp_path):
     data = write_jsonl(tmp_path / "w.jsonl",
                        [wdc_record(i, "TACORI" if i % 3 else "BENCHMARK") for i in range(120)])
     args = ["eval", "--data", str(data), "--vocab", "wdc-pave", "--out", str(tmp_path / "runs"),
-            "--engine", "transformers", "--no-progress"]
+            "--no-progress"]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
     # by default the shipped adapter for this model + vocabulary runs, with its own template
-    run_name = "embedded+wdc-pave-smollm2|compact|transformers"
+    run_name = "embedded+wdc-pave-smollm2|compact|fake"
     assert run_name in r.output and "tfidf-svm baseline" in r.output
     assert f"vs {run_name}: delta F1" in r.output
     (out,) = (tmp_path / "runs").iterdir()
@@ -155,16 +153,14 @@ def test_eval_cli_bad_data_is_a_clear_error(tmp_path):
     assert r.exit_code == 2 and "dataset file not found" in r.output
 
 
-def test_eval_cli_adapter_matrix(fake_llm, tmp_path, monkeypatch):
-    monkeypatch.setenv("TAGSMITH_CACHE", str(tmp_path / "cache"))
+def test_eval_cli_adapter_matrix(fake_llm, tmp_path):
     data = write_jsonl(tmp_path / "w.jsonl", [wdc_record(i, "TACORI") for i in range(60)])
     adapter = tmp_path / "my-lora"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text("{}")
-    args = ["eval", "--data", str(data), "--out", str(tmp_path / "runs"), "--no-progress", "--no-baseline",
-            "-e", "transformers"]
+    args = ["eval", "--data", str(data), "--out", str(tmp_path / "runs"), "--no-progress", "--no-baseline"]
     r = CliRunner().invoke(main, [*args, "-a", "none", "-a", str(adapter)])
     assert r.exit_code == 0, r.output
-    assert "embedded+my-lora|default|transformers vs embedded|default|transformers" in r.output
+    assert "embedded+my-lora|default|fake vs embedded|default|fake" in r.output
     r = CliRunner().invoke(main, [*args, "-a", str(tmp_path)])
     assert r.exit_code == 2 and "not a peft adapter folder" in r.output

@@ -1,6 +1,6 @@
 import json
 
-from tagsmith.parsing import parse_answer
+from tagsmith.parsing import Reason, parse_answer
 
 
 def parse(vocab, answer, text="Chef knife AB-12 in stainless steel"):
@@ -9,7 +9,7 @@ def parse(vocab, answer, text="Chef knife AB-12 in stainless steel"):
 
 def test_aliases_become_canonical_and_duplicates_go(small_vocab):
     r = parse(small_vocab, {"Color": ["inox", "Stainless Steel", "stainless"], "Material": []})
-    assert r.tags == {"Color": ["Stainless Steel"]}
+    assert r.tags == {"Color": ["Stainless Steel"]} and r.duplicates == 2
     assert r.rejected == [] and r.error is None
 
 
@@ -22,7 +22,7 @@ def test_out_of_vocabulary_is_rejected_not_kept(small_vocab):
 def test_too_many_values(small_vocab):
     r = parse(small_vocab, {"Material": ["Wood", "Steel"]})
     assert r.tags == {"Material": ["Wood"]}
-    assert r.rejected[0].reason == "more than 1 value(s)"
+    assert r.rejected[0].reason is Reason.TOO_MANY and r.rejected[0].to_dict()["reason"] == "too many values (at most 1)"
 
 
 def test_extractive_span_must_come_from_text(small_vocab):

@@ -8,7 +8,8 @@ import pytest
 
 from tagsmith.items import Item
 from tagsmith.shortlist import Shortlister, restricted
-from tagsmith.tagger import Tagger, TaggerSettings
+from tagsmith.config import TaggingSettings
+from tagsmith.tagger import Tagger
 from tagsmith.vocabulary import parse_vocabulary
 
 from conftest import FakeEngine
@@ -83,13 +84,13 @@ def test_tagger_sends_per_item_shortlisted_prompt_and_schema(shortlister, templa
     vocab = big_vocab()
 
     def answer(request):
-        schema = json.loads(request.schema)
+        schema = request.schema.data
         colors = schema["properties"]["Color"]["items"]["enum"]
         assert len(colors) <= 6  # k values (+ an alias) of 602
         return json.dumps({"Color": [colors[0]], "Size": [], "Category": [], "Part Number": []})
 
     engine = FakeEngine(answer)
-    tagger = Tagger(engine, vocab, template, TaggerSettings(shortlist_k=5, shortlist_above=100),
+    tagger = Tagger(engine, vocab, template, TaggingSettings(shortlist_k=5, shortlist_above=100),
                     shortlister=shortlister)
     results = tagger.tag_batch([Item("1", "Navy blue shirt"), Item("2", "Crimson red mug, scarlet")])
     assert [r.error for r in results] == [None, None]

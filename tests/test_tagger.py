@@ -1,7 +1,8 @@
 import json
 
 from tagsmith.items import Item
-from tagsmith.tagger import Tagger, TaggerSettings
+from tagsmith.config import TaggingSettings
+from tagsmith.tagger import Tagger
 from tagsmith.vocabulary import VocabularySet, parse_vocabulary
 
 from conftest import SMALL_VOCAB, FakeEngine
@@ -15,13 +16,13 @@ def test_tag_batch_builds_requests_and_parses(small_vocab, template):
     assert r.tags == {"Color": ["Red"], "Material": ["Wood"], "Category": ["Kitchen > Knives"]}
     assert r.error is None and r.vocabulary == "test-kitchen" and r.raw
     req = engine.requests[0]
-    assert json.loads(req.schema)["title"] == "test-kitchen"
+    assert req.schema.data["title"] == "test-kitchen" and json.loads(req.schema.text) == req.schema.data
     assert "Red wooden knife" in req.messages[0]["content"]
 
 
 def test_bad_items_get_results_not_exceptions(small_vocab, template):
     engine = FakeEngine('{"Color": ["FREE"]}')
-    tagger = Tagger(engine, small_vocab, template, TaggerSettings(max_text_chars=500))
+    tagger = Tagger(engine, small_vocab, template, TaggingSettings(max_text_chars=500))
     items = [
         Item("empty", "", "   "),
         Item("huge", "Mug", "x " * 50_000),
@@ -44,7 +45,7 @@ def test_bad_items_get_results_not_exceptions(small_vocab, template):
 def test_category_routing_and_unknown_category(template):
     food = parse_vocabulary({"name": "food", "category": "Food", "facets": [{"name": "F", "values": ["Tea"]}]})
     kitchen = parse_vocabulary(dict(SMALL_VOCAB, category="Kitchen"))
-    engine = FakeEngine(lambda r: '{"F": ["Tea"]}' if json.loads(r.schema)["title"] == "food" else "{}")
+    engine = FakeEngine(lambda r: '{"F": ["Tea"]}' if r.schema.data["title"] == "food" else "{}")
     tagger = Tagger(engine, VocabularySet([food, kitchen]), template)
     a, b, c = tagger.tag_batch([Item("1", "green tea", category="food"), Item("2", "pan", category="Kitchen"),
                                 Item("3", "toy", category="Toys")])

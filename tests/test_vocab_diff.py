@@ -6,12 +6,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-import tagsmith.engines
 from tagsmith.cli import main
 from tagsmith.vocab_diff import diff_vocabulary, plan_update, tag_diff
 from tagsmith.vocabulary import parse_vocabulary
 
-from conftest import SMALL_VOCAB, FakeEngine
+from conftest import SMALL_VOCAB
 
 
 def edited():
@@ -53,17 +52,10 @@ def test_tag_diff():
 
 
 @pytest.fixture
-def fake(monkeypatch):
-    engines = []
-
-    def create(name, model, **options):
-        engine = FakeEngine(json.dumps({"Color": ["Red"], "Material": ["Glass"], "Part Number": [],
-                                        "Category": [], "Size": ["M"]}), model_id=str(model))
-        engines.append(engine)
-        return engine
-
-    monkeypatch.setattr(tagsmith.engines, "create_engine", create)
-    return engines
+def fake(use_fake_engine):
+    use_fake_engine.answer(json.dumps({"Color": ["Red"], "Material": ["Glass"], "Part Number": [],
+                                       "Category": [], "Size": ["M"]}))
+    return use_fake_engine.created
 
 
 def test_retag_command_calls_the_model_only_for_affected_items(fake, tmp_path):
@@ -88,7 +80,8 @@ def test_retag_command_calls_the_model_only_for_affected_items(fake, tmp_path):
     assert set(results) == {"1", "2", "3", "4"}
     assert results["1"]["tags"] == {"Color": ["Steel Grey"]}  # renamed, no model call
     assert results["4"]["tags"] == {"Color": ["Red"]}  # untouched
-    assert len(fake[0].requests) == 2  # items 2 (held Wood) and 3 (mentions Glass)
+    assert len(fake) == 1 and "2 items kept without a model call, 2 re-tagged" in r.output
+    # the model saw items 2 (held Wood) and 3 (mentions Glass)
     diffs = {x["id"]: x for x in map(json.loads, diff.read_text().splitlines())}
     assert diffs["1"]["added"] == {"Color": ["Steel Grey"]} and diffs["1"]["removed"] == {"Color": ["Stainless Steel"]}
     assert diffs["2"]["removed"] == {"Material": ["Wood"]} and diffs["2"]["added"]["Material"] == ["Glass"]

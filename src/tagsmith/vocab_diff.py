@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tagsmith.shortlist import words
-from tagsmith.vocabulary import Vocabulary, VocabularySet, fold
+from tagsmith.text import fold, words
+from tagsmith.vocabulary import Vocabulary, VocabularySet
 
 
 @dataclass

@@ -25,14 +25,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tagsmith.errors import VocabularyError
+from tagsmith.text import fold
 
 VOCAB_SUFFIXES = (".yaml", ".yml", ".json")
 BUILTIN_DIR = Path(__file__).parent / "vocabularies"
-
-
-def fold(text: str) -> str:
-    """Case- and space-insensitive key used to match aliases and spot duplicates."""
-    return " ".join(text.casefold().split())
 
 
 class Value(BaseModel):
@@ -98,10 +94,6 @@ class Facet(BaseModel):
                         "values and aliases must be unique ignoring case")
                 seen[key] = v.value
         return self
-
-    @property
-    def multi(self) -> bool:
-        return self.max_values > 1
 
     @cached_property
     def allowed(self) -> tuple[str, ...]:

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
+
+from tagsmith.schema import AnswerSchema
 
 
 @dataclass(frozen=True)
 class GenerationRequest:
     messages: tuple[dict[str, str], ...]
     #: JSON schema the answer must satisfy; None means unconstrained text.
-    schema: str | None
+    schema: AnswerSchema | None
     max_tokens: int
     #: Name or path of a LoRA adapter for this request only; None means the base model.
     adapter: str | None = None
@@ -31,7 +33,6 @@ class Generation:
     completion_tokens: int = 0
     #: "stop" when the model finished, "length" when it hit max_tokens.
     finish_reason: str = "stop"
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Engine(ABC):

@@ -21,6 +21,7 @@ from typing import Any
 
 from tagsmith.engines.base import Engine, Generation, GenerationRequest
 from tagsmith.errors import EngineError
+from tagsmith.schema import AnswerSchema
 
 DEFAULT_URL = "http://127.0.0.1:8000/v1"
 
@@ -30,11 +31,7 @@ class OpenAIEngine(Engine):
 
     def __init__(self, model: str | None = None, *, base_url: str | None = None, api_key: str | None = None,
                  batch_size: int = 32, concurrency: int = 16, timeout: float = 300.0,
-                 check_schema: bool = True, retries: int = 3, **ignored: Any) -> None:
-        # dtype/threads are local-engine settings; they mean nothing for a remote server.
-        unknown = set(ignored) - {"dtype", "threads"}
-        if unknown:
-            raise EngineError(f"openai engine: unknown option(s) {', '.join(sorted(unknown))}")
+                 check_schema: bool = True, retries: int = 3) -> None:
         self.model_id = model or "embedded"
         self.base_url = (base_url or os.environ.get("TAGSMITH_OPENAI_URL") or DEFAULT_URL).rstrip("/")
         self.api_key = api_key or os.environ.get("TAGSMITH_OPENAI_KEY") or os.environ.get("OPENAI_API_KEY")
@@ -77,7 +74,7 @@ class OpenAIEngine(Engine):
         payload: dict[str, Any] = {"model": r.adapter or self.model_id, "messages": list(r.messages),
                                    "max_tokens": r.max_tokens, "temperature": 0}
         if r.schema:
-            schema = json.loads(r.schema)
+            schema = r.schema.data
             payload["response_format"] = {"type": "json_schema",
                                           "json_schema": {"name": "tags", "schema": schema, "strict": True}}
             payload["structured_outputs"] = {"json": schema}
@@ -94,12 +91,12 @@ class OpenAIEngine(Engine):
         return Generation(text=text, prompt_tokens=usage.get("prompt_tokens", 0),
                           completion_tokens=usage.get("completion_tokens", 0), finish_reason=finish)
 
-    def _check(self, schema: str, text: str) -> None:
+    def _check(self, schema: AnswerSchema, text: str) -> None:
         import jsonschema
 
-        validator = self._validators.get(schema)
+        validator = self._validators.get(schema.text)
         if validator is None:
-            validator = self._validators[schema] = jsonschema.Draft202012Validator(json.loads(schema))
+            validator = self._validators[schema.text] = jsonschema.Draft202012Validator(schema.data)
         try:
             ok = validator.is_valid(json.loads(text))
         except json.JSONDecodeError:

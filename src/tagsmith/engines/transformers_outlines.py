@@ -17,27 +17,15 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from tagsmith.device import pick_dtype
 from tagsmith.engines.base import Engine, Generation, GenerationRequest
 from tagsmith.errors import EngineError, ModelNotFoundError
 from tagsmith.model_store import resolve_model
+from tagsmith.schema import AnswerSchema
 
 #: Compact JSON: no whitespace between tokens. Measured on the embedded model, CPU, batch 8:
 #: about half the answer tokens of the default pattern, and no runs of blanks until max_tokens.
 WHITESPACE = ""
-
-
-def pick_dtype(dtype: str, device: str) -> str:
-    """'auto' = bfloat16 where the hardware does it natively (CUDA, CPUs with AVX512-BF16/AMX),
-    float32 elsewhere (emulated bf16 is slower than float32)."""
-    if dtype != "auto":
-        return dtype
-    if device.startswith("cuda"):
-        return "bfloat16"
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "float32"
-    return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
 
 
 #: outlines' structured-output backends. outlines-core compiles an enum into a token automaton
@@ -51,9 +39,7 @@ class TransformersEngine(Engine):
 
     def __init__(self, model: str | None = None, *, dtype: str = "auto", batch_size: int = 8,
                  threads: int = 0, device: str | None = None, cache_size: int = 16,
-                 seed: int = 0, structured_backend: str = "auto", **unknown: Any) -> None:
-        if unknown:
-            raise EngineError(f"transformers engine: unknown option(s) {', '.join(sorted(unknown))}")
+                 seed: int = 0, structured_backend: str = "auto") -> None:
         import torch
 
         if threads:
@@ -108,8 +94,8 @@ class TransformersEngine(Engine):
             tokenizer.pad_token = tokenizer.eos_token
         return model, tokenizer
 
-    def _generator(self, schema: str | None) -> Any:
-        key = schema or ""
+    def _generator(self, schema: AnswerSchema | None) -> Any:
+        key = schema.text if schema else ""
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
@@ -121,10 +107,10 @@ class TransformersEngine(Engine):
         else:
             backend = self._backend()
             if self.structured_backend == "llguidance":  # no whitespace between tokens, said llguidance's way
-                no_space = json.dumps({**json.loads(schema), "x-guidance": {"whitespace_flexible": False}})
+                no_space = json.dumps({**schema.data, "x-guidance": {"whitespace_flexible": False}})
                 processor = backend.get_json_schema_logits_processor(no_space)
             else:
-                processor = backend.get_json_schema_logits_processor(schema, whitespace_pattern=WHITESPACE)
+                processor = backend.get_json_schema_logits_processor(schema.text, whitespace_pattern=WHITESPACE)
             generator = SteerableGenerator.from_processor(self._outlines_model, processor)
         self._cache[key] = generator
         if len(self._cache) > self._cache_size:
@@ -174,7 +160,7 @@ class TransformersEngine(Engine):
         from outlines.inputs import Chat
 
         results: list[Generation | None] = [None] * len(requests)
-        groups: dict[tuple[str | None, str | None], list[int]] = {}
+        groups: dict[tuple[AnswerSchema | None, str | None], list[int]] = {}
         for i, r in enumerate(requests):
             groups.setdefault((r.schema, r.adapter), []).append(i)
         for (schema, adapter), indices in groups.items():

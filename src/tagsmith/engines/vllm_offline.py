@@ -14,7 +14,6 @@ worker processes.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,9 +32,11 @@ class VLLMEngine(Engine):
     name = "vllm"
 
     def __init__(self, model: str | None = None, *, dtype: str = "auto", batch_size: int = 64,
-                 threads: int = 0, max_model_len: int = 4096, gpu_memory_utilization: float | None = None,
+                 max_model_len: int = 4096, gpu_memory_utilization: float | None = None,
                  structured_backend: str = DEFAULT_STRUCTURED_BACKEND, enable_lora: bool = True,
                  max_lora_rank: int = 64, seed: int = 0, **llm_options: Any) -> None:
+        """`llm_options` go to `vllm.LLM` as they are (for callers building the engine in code;
+        settings files may only set the options in engines/options.py)."""
         # vLLM logs every start-up step at INFO; a tagging CLI should show progress, not that.
         # And to stderr: its default, stdout, would mix log lines into `tagsmith tag`'s JSON.
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
@@ -98,7 +99,7 @@ class VLLMEngine(Engine):
             params = []
             for i in indices:
                 r = requests[i]
-                structured = (StructuredOutputsParams(json=json.loads(r.schema), disable_any_whitespace=True)
+                structured = (StructuredOutputsParams(json=r.schema.data, disable_any_whitespace=True)
                               if r.schema else None)
                 params.append(SamplingParams(temperature=0.0, max_tokens=r.max_tokens,
                                              structured_outputs=structured))

@@ -1,5 +1,19 @@
 """Evaluation harness: gold datasets -> predictions -> metrics -> reports.
 
-Driven by `tagsmith eval`; the library lives here so an installed tagsmith can run it,
-and `eval/` at the top of the repository holds run configurations and benchmarks.
+`evaluate(EvalPlan(...))` runs a whole comparison and returns a `Report`; `tagsmith eval`
+is a thin shell over it. `eval/` at the top of the repository holds benchmarks.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["EvalPlan", "Report", "evaluate"]
+
+
+def __getattr__(name: str) -> Any:  # lazy: `import tagsmith.evaluation.datasets` stays light
+    if name in __all__:
+        from tagsmith.evaluation import matrix as module
+
+        return getattr(module, name)
+    raise AttributeError(name)

@@ -15,8 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tagsmith.evaluation.datasets import GoldItem
-from tagsmith.evaluation.runner import canonical_gold
+from tagsmith.gold import GoldItem, canonical_gold
 from tagsmith.items import clean_text
 from tagsmith.vocabulary import VocabularySet
 

@@ -22,13 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from tagsmith.errors import InputError
+from tagsmith.gold import GoldItem
+from tagsmith.text import fold
 from tagsmith.items import Item
-
-
-@dataclass(frozen=True)
-class GoldItem:
-    item: Item
-    gold: dict[str, list[str]]
 
 
 @dataclass(frozen=True)
@@ -124,8 +120,6 @@ def select_categories(dataset: Dataset, include: tuple[str, ...] = (), exclude: 
     would silently hold out nothing."""
     if not include and not exclude:
         return dataset
-    from tagsmith.vocabulary import fold
-
     def key(name: str | None) -> str:
         return fold((name or "").replace("-", " ").replace("_", " "))
 

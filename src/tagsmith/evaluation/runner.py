@@ -18,7 +18,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from tagsmith.evaluation.datasets import Dataset, GoldItem
+from tagsmith.evaluation.datasets import Dataset
+from tagsmith.gold import GoldItem, canonical_gold
+from tagsmith.parsing import Reason
 from tagsmith.evaluation.metrics import Scores, SlotScore, aggregate, score_slot
 from tagsmith.results_store import ResultsFile
 from tagsmith.vocabulary import VocabularySet
@@ -60,50 +62,23 @@ def item_key(g: GoldItem) -> str:
     return hashlib.sha256(json.dumps([i.id, i.title, i.description, i.category]).encode()).hexdigest()[:20]
 
 
-def canonical_gold(gold: dict[str, list[str]], vocabularies: VocabularySet | None,
-                   category: str | None) -> dict[str, list[str]]:
-    """Gold values spelled as the vocabulary spells them (aliases -> canonical), so a case or
-    alias variant the tagger canonicalised is not scored as wrong. Values the vocabulary
-    does not know are kept as written (and can then only be matched by extractive facets)."""
-    vocab = vocabularies.for_category(category) if vocabularies else None
-    if vocab is None:
-        return gold
-    out = {}
-    for facet_name, values in gold.items():
-        facet = vocab.facet(facet_name)
-        out[facet_name] = [((facet.canonical(v) if facet and not facet.extractive else None) or v)
-                           for v in values]
-    return out
-
-
-OOV_REASONS = ("not in the vocabulary", "unknown facet")
-
-
-def _raw_answer(prediction: dict[str, Any]) -> dict[str, Any] | None:
-    try:
-        raw = json.loads(prediction["raw"]) if prediction.get("raw") else None
-    except json.JSONDecodeError:
-        return None
-    return raw if isinstance(raw, dict) else None
+#: rejection codes (parsing.Reason) of answers a constrained decoder can never produce
+OOV_CODES = {r.name.lower() for r in Reason if r.out_of_vocabulary}
 
 
 def _rates(predictions: Sequence[dict[str, Any]]) -> dict[str, float]:
     """Out-of-vocabulary and duplicate shares of all answered values, and the share of
     unparseable answers. All 0 when decoding is constrained; a server that ignores the
-    schema shows up here."""
+    schema shows up here. Counted from what the parser recorded, not by re-parsing."""
     values = oov = dup = unparseable = 0
     for p in predictions:
         if str(p.get("error") or "").startswith(("unparseable", "output is not")):
             unparseable += 1
-        raw = _raw_answer(p)
-        if raw is None:  # no raw model output (a baseline): count what it predicted
-            values += sum(len(v) for v in (p.get("tags") or {}).values())
-        else:
-            for v in raw.values():
-                answers = v if isinstance(v, list) else [v]
-                values += len(answers)
-                dup += len(answers) - len({json.dumps(x).casefold() for x in answers})
-        oov += sum(1 for r in p.get("rejected") or [] if r.get("reason") in OOV_REASONS)
+        rejected = p.get("rejected") or []
+        duplicates = int(p.get("duplicates") or 0)
+        values += sum(len(v) for v in (p.get("tags") or {}).values()) + len(rejected) + duplicates
+        dup += duplicates
+        oov += sum(1 for r in rejected if r.get("code") in OOV_CODES)
     return {"oov_rate": oov / max(1, values), "duplicate_rate": dup / max(1, values),
             "unparseable_rate": unparseable / max(1, len(predictions))}
 

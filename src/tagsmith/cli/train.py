@@ -1,0 +1,91 @@
+"""`tagsmith train`: fine-tune a LoRA adapter on gold tags, then score it on held-out items."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tagsmith.cli.app import friendly_errors, main, say
+from tagsmith.cli.options import MODEL_HELP, progress_option
+
+
+@main.command()
+@click.option("--data", "data_path", required=True, type=click.Path(path_type=Path),
+              help="Gold data (WDC-PAVE, ExtractGPT or generic JSONL).")
+@click.option("--split", "part", type=click.Choice(["train", "all"]), default="train", show_default=True,
+              help="Train on the train split (validation held out, as in `tagsmith eval`) or on everything.")
+@click.option("--category", "categories", multiple=True, metavar="NAME",
+              help="Only items of this category (repeat for several), e.g. office-products.")
+@click.option("--exclude-category", "excluded", multiple=True, metavar="NAME",
+              help="Leave out items of this category (repeat for several): train without it, "
+                   "then eval --category NAME tags it as a vocabulary the adapter never saw.")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Adapter folder to write (peft files + manifest.json), e.g. adapters/my-adapter.")
+@click.option("--vocab", "-v", "vocab", default="wdc-pave", show_default=True, metavar="PATH|NAME")
+@click.option("--model", "-m", default=None, help=MODEL_HELP)
+@click.option("--template", "-t", default=None, help="Prompt template the adapter is trained (and used) with.")
+@click.option("--rank", default=8, show_default=True, type=click.IntRange(1, 256))
+@click.option("--alpha", default=16, show_default=True, type=click.IntRange(1, 1024))
+@click.option("--target-modules", default="q_proj,k_proj,v_proj,o_proj", show_default=True,
+              help="Comma-separated module names to adapt.")
+@click.option("--epochs", default=1.0, show_default=True, type=click.FloatRange(0, min_open=True))
+@click.option("--lr", "learning_rate", default=2e-4, show_default=True, type=click.FloatRange(0, min_open=True))
+@click.option("--batch-size", default=4, show_default=True, type=click.IntRange(1, 256))
+@click.option("--max-length", default=1024, show_default=True, type=click.IntRange(64),
+              help="Longest example in tokens; longer ones are skipped, not cut.")
+@click.option("--max-steps", default=None, type=click.IntRange(1), help="Stop after this many steps.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--eval-limit", default=50, show_default=True, type=click.IntRange(0),
+              help="Score the adapter on this many validation items at the end (0 = skip).")
+@progress_option
+@friendly_errors
+def train(data_path: Path, part: str, categories: tuple[str, ...], excluded: tuple[str, ...], out_dir: Path,
+          vocab: str, model: str | None, template: str | None,
+          rank: int, alpha: int, target_modules: str, epochs: float, learning_rate: float, batch_size: int,
+          max_length: int, max_steps: int | None, seed: int, eval_limit: int, progress: bool) -> None:
+    """Fine-tune a LoRA adapter on gold tags (QLoRA on CUDA, plain LoRA on CPU).
+
+    Examples are rendered through the same template the tagger uses and the target is the
+    exact JSON the schema allows, so the adapter is trained on what it will see.
+    """
+    from tagsmith.config import load_settings
+    from tagsmith.evaluation.datasets import Dataset, load_dataset, select_categories, split
+    from tagsmith.evaluation.matrix import llm_runs
+    from tagsmith.prompts import load_template
+    from tagsmith.runtime import placement
+    from tagsmith.training import TrainSettings, train as run_training, write_manifest
+    from tagsmith.vocabulary import resolve_vocabularies
+
+    settings = load_settings(None, {"model": {"name": model}, "tagging": {"template": template}})
+    vocabularies = resolve_vocabularies(vocab)
+    prompt = load_template(settings.tagging.template)
+    full = select_categories(load_dataset(data_path), categories, excluded)
+    data = split(full, part)
+    result = run_training(
+        data.items, vocabularies, prompt, out_dir, model=settings.model.name,
+        settings=TrainSettings(rank=rank, alpha=alpha, target_modules=tuple(target_modules.split(",")),
+                               epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
+                               max_length=max_length, seed=seed, max_steps=max_steps),
+        tagging=settings.tagging, progress=progress)
+    say(f"trained {result.steps} steps on {result.n_examples} examples in {result.seconds:.0f} s; "
+        f"loss {result.losses[0]:.3f} -> {sum(result.losses[-10:]) / len(result.losses[-10:]):.3f} "
+        f"(mean of last 10) -> {out_dir}")
+    if not eval_limit or part != "train":
+        return
+    validation = split(full, "validation")
+    validation = Dataset(validation.name, validation.items[:eval_limit], validation.mode)
+    if not validation.items:
+        return
+    notes: list[str] = []
+    engine_name, run_model, adapter = placement(settings.engine.name, settings.model.name,
+                                                str(Path(out_dir).resolve()), notes)
+    say(*notes)
+    (run,) = llm_runs(engine_name, run_model, [(adapter, prompt)], validation, vocabularies, settings,
+                      progress=progress)
+    s = run.scores
+    interval = [s.f1_interval.low, s.f1_interval.high] if s.f1_interval else None
+    write_manifest(Path(out_dir), {"validation": {"dataset": validation.name, "n_items": len(validation.items),
+                                                  "f1": s.f1, "f1_interval": interval,
+                                                  "precision": s.precision, "recall": s.recall}})
+    say(f"validation ({len(validation.items)} items): F1 {100 * s.f1:.1f}")

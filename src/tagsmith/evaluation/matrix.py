@@ -1,0 +1,173 @@
+"""The eval matrix as one library call: `evaluate(EvalPlan(...)) -> Report`.
+
+Every engine x model x adapter x template combination runs on the same items (the first
+is the reference every other run is compared to, with a paired bootstrap interval), plus
+the TF-IDF baseline trained on the rest of the data. `tagsmith eval`, training's validation
+run and notebooks call this; the CLI only prints the report and saves it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tagsmith.config import Settings, load_settings
+from tagsmith.engines import Engine, create_engine
+from tagsmith.errors import InputError
+from tagsmith.evaluation import report
+from tagsmith.evaluation.datasets import Dataset, load_dataset, select_categories, split
+from tagsmith.evaluation.runner import RunConfig, RunResult, run
+from tagsmith.prompts import PromptTemplate, load_template
+from tagsmith.runtime import plan_run
+from tagsmith.tagger import Tagger
+from tagsmith.vocabulary import VocabularySet, resolve_vocabularies
+
+
+@dataclass
+class EvalPlan:
+    """What to score, on what. Empty lists mean the settings' default (one run)."""
+
+    data: str | Path
+    vocab: str = "wdc-pave"
+    split: str = "validation"
+    categories: Sequence[str] = ()
+    exclude_categories: Sequence[str] = ()
+    models: Sequence[str] = ()
+    templates: Sequence[str] = ()
+    engines: Sequence[str] = ()
+    adapters: Sequence[str] = ("auto",)
+    baseline: bool = True
+    llm: bool = True
+    limit: int | None = None
+    batch_size: int | None = None
+    config: str | Path | None = None
+    #: where generations are cached per configuration and item (None: no cache)
+    cache_dir: Path | None = None
+    progress: bool = False
+
+
+@dataclass
+class Report:
+    dataset: Dataset
+    results: list[RunResult]
+    comparisons: list[dict[str, Any]]
+    markdown: str
+    meta: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def run(self, name: str) -> RunResult:
+        return next(r for r in self.results if r.config.name == name)
+
+    def below(self, f1_percent: float) -> list[RunResult]:
+        """LLM runs whose micro F1 (in %) is under the gate."""
+        return [r for r in self.results if r.config.kind == "llm" and 100 * r.scores.f1 < f1_percent]
+
+    def save(self, out_dir: Path) -> Path:
+        """report.md, report.html, summary.json and per-run predictions in a new folder under out_dir."""
+        gold = {g.item.id: g.gold for g in self.dataset.items}
+        stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{self.meta.get('data_name', 'eval')}"
+        target = out_dir / stem
+        n = 1
+        while target.exists():  # two evals in one second must not overwrite each other
+            n += 1
+            target = out_dir / f"{stem}-{n}"
+        report.save(target, self.results, self.comparisons, self.markdown,
+                    report.html_report(self.markdown, self.results, gold), self.meta)
+        return target
+
+
+def model_label(model_spec: str | None) -> str:
+    """How reports name a model: a folder by its name (a merged adapter's folder is named for it)."""
+    path = Path(model_spec) if model_spec else None
+    return path.name if path is not None and path.is_dir() else str(model_spec)
+
+
+def llm_runs(engine_name: str, model_spec: str | None, runs: Sequence[tuple[str | None, PromptTemplate]],
+             dataset: Dataset, vocabularies: VocabularySet, settings: Settings, *,
+             cache_dir: Path | None = None, progress: bool = False) -> list[RunResult]:
+    """One run per (adapter, template) pair on one (engine, model); the model loads once, and
+    only if some item is not cached yet."""
+    from tagsmith.model_store import folder_digest
+
+    engine: Engine | None = None
+    results = []
+    for adapter, prompt in runs:
+        cfg = RunConfig(
+            name=(f"{model_label(model_spec)}{'+' + Path(adapter).name if adapter else ''}"
+                  f"|{prompt.name}|{engine_name}"),
+            kind="llm",
+            settings={"model": model_spec, "template": prompt.name, "template_digest": prompt.digest,
+                      "vocabularies": sorted(v.digest for v in vocabularies), "engine": engine_name,
+                      "engine_options": settings.engine_options(engine_name),
+                      "tagging": settings.tagging.model_dump(), "adapter": adapter,
+                      **({"adapter_digest": folder_digest(adapter)} if adapter and Path(adapter).is_dir() else {})})
+
+        def predict(batch: Any, _prompt: PromptTemplate = prompt, _adapter: str | None = adapter) -> list[dict[str, Any]]:
+            nonlocal engine
+            if engine is None:
+                engine = create_engine(engine_name, model_spec, **settings.engine_options(engine_name))
+            tagger = Tagger(engine, vocabularies, _prompt, settings.tagging, adapter=_adapter)
+            return [r.to_dict() for r in tagger.tag_batch([g.item for g in batch])]
+
+        results.append(run(cfg, dataset, predict, cache_dir=cache_dir, vocabularies=vocabularies,
+                           batch_size=settings.engine.batch_size or 32, progress=progress))
+    if engine is not None:
+        engine.close()
+    return results
+
+
+def baseline_run(train: Dataset, dataset: Dataset, vocabularies: VocabularySet) -> RunResult:
+    from tagsmith.evaluation.baseline import TfidfBaseline
+
+    model = TfidfBaseline(vocabularies).fit(train.items)
+    cfg = RunConfig(name="tfidf-svm baseline", kind="baseline",
+                    settings={"train": train.name, "n_train": len(train.items),
+                              "vocabularies": sorted(v.digest for v in vocabularies)})
+    return run(cfg, dataset, model.predict, cache_dir=None, vocabularies=vocabularies, batch_size=256,
+               progress=False)
+
+
+def evaluate(plan: EvalPlan) -> Report:
+    """Score every configuration of `plan` on the same items and compare them."""
+    settings = load_settings(plan.config, {"engine": {"batch_size": plan.batch_size}})
+    vocabularies = resolve_vocabularies(plan.vocab)
+    full = select_categories(load_dataset(plan.data), tuple(plan.categories), tuple(plan.exclude_categories))
+    dataset = split(full, plan.split)
+    if plan.limit:
+        dataset = Dataset(dataset.name, dataset.items[:plan.limit], dataset.mode)
+    if not dataset.items:
+        raise InputError(f"no items in {dataset.name}")
+    prompts = [load_template(t) for t in plan.templates]
+    notes: list[str] = []
+    results: list[RunResult] = []
+    if plan.llm:
+        # (engine, model) -> each (adapter, template) once; 'auto' may place an adapter per engine
+        groups: dict[tuple[str, str | None], dict[tuple[str | None, str], tuple[str | None, PromptTemplate]]] = {}
+        for engine_spec in dict.fromkeys(plan.engines or (settings.engine.name,)):
+            for model_spec in plan.models or (settings.model.name,):
+                for spec in plan.adapters or ("auto",):
+                    p = plan_run(settings, vocabularies, adapter=spec, engine=engine_spec, model=model_spec)
+                    notes.extend(n for n in p.notes if n not in notes)
+                    runs = groups.setdefault((p.engine, p.model), {})
+                    for prompt in prompts or [p.template]:
+                        runs.setdefault((p.adapter, prompt.name), (p.adapter, prompt))
+        for (engine_name, model_spec), runs in groups.items():
+            results.extend(llm_runs(engine_name, model_spec, list(runs.values()), dataset, vocabularies,
+                                    settings, cache_dir=plan.cache_dir, progress=plan.progress))
+    if plan.baseline:
+        train = split(full, "train") if plan.split == "validation" else None
+        if train is None or not train.items:
+            notes.append("note: baseline skipped (it needs --split validation to train on the rest)")
+        else:
+            results.append(baseline_run(train, dataset, vocabularies))
+    if not results:
+        raise InputError("nothing to run (both the LLM runs and the baseline are off)")
+    comps = report.comparisons(results, dataset.ids)
+    md = report.markdown(results, comps, dataset.name, len(dataset.items))
+    meta = {"dataset": dataset.name, "data_path": str(plan.data), "split": plan.split,
+            "n_items": len(dataset.items), "vocab": plan.vocab, "limit": plan.limit,
+            "data_name": full.name.split(":")[-1].replace("/", "-")}
+    return Report(dataset, results, comps, md, meta, notes)

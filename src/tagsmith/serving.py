@@ -1,0 +1,48 @@
+"""The command line of vLLM's OpenAI-compatible server for a tagsmith model.
+
+The model is registered under the name tagsmith uses for it ('embedded' for the default),
+so the openai engine works against it unchanged, with the same structured-output backend
+and whitespace rule as the offline vLLM engine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tagsmith.adapters import is_adapter
+from tagsmith.errors import ConfigError
+from tagsmith.model_store import resolve_model
+
+
+def parse_adapters(specs: Sequence[str]) -> list[str]:
+    """NAME=PATH pairs, each PATH a peft folder, as vLLM's --lora-modules wants them."""
+    modules = []
+    for a in specs:
+        name, sep, path = a.partition("=")
+        if not sep or not name or not is_adapter(Path(path)):
+            raise ConfigError(f"--adapter {a!r}: expected NAME=PATH to a peft adapter folder")
+        modules.append(f"{name}={Path(path).resolve()}")
+    return modules
+
+
+def server_command(model: str | None, adapters: Sequence[str] = (), *, host: str = "127.0.0.1", port: int = 8000,
+                   max_model_len: int = 4096, structured_backend: str = "guidance",
+                   extra: Sequence[str] = ()) -> tuple[list[str], dict[str, str]]:
+    """(argv, environment) that run the server; `extra` goes to vLLM as it is."""
+    location = resolve_model(model)
+    structured = {"backend": structured_backend,
+                  **({"disable_any_whitespace": True} if structured_backend in ("guidance", "xgrammar") else {})}
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", location.path,
+           "--served-model-name", model or "embedded", "--host", host, "--port", str(port),
+           "--max-model-len", str(max_model_len), "--dtype", "bfloat16",
+           "--structured-outputs-config", json.dumps(structured)]
+    if adapters:
+        cmd += ["--enable-lora", "--lora-modules", *parse_adapters(adapters)]
+    cmd += list(extra)
+    env = dict(os.environ)
+    env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    return cmd, env
