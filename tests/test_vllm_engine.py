@@ -19,15 +19,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def vllm_engine():
-    from tagsmith.engines.vllm_offline import VLLMEngine
-
-    engine = VLLMEngine("embedded", max_model_len=4096, max_lora_rank=8)
-    yield engine
-    engine.close()
-
-
-@pytest.fixture(scope="module")
 def random_adapter(tmp_path_factory):
     """A LoRA adapter with random (not zero) B matrices: it must change what the model says."""
     import torch

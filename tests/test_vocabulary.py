@@ -113,3 +113,25 @@ def test_folder_with_two_vocabularies_for_one_category(tmp_path):
         write(tmp_path, f"name: {n}\ncategory: Food\nfacets:\n  - {{name: C, values: [x]}}\n", f"{n}.yaml")
     with pytest.raises(VocabularyError, match="two vocabularies for category 'Food'"):
         resolve_vocabularies(tmp_path)
+
+
+def test_train_only_wdc_vocabulary_holds_no_validation_only_value():
+    """Validation figures are scored with `wdc-pave-train`: a value seen only in validation offers
+    would hand the answer to the model through the vocabulary."""
+    from conftest import WDC_LARGE, require_shared
+    from tagsmith.evaluation.datasets import load_dataset, split
+    from tagsmith.text import fold
+
+    require_shared()
+    data = load_dataset(WDC_LARGE)
+    seen: dict[str, set[tuple[str, str]]] = {"train": set(), "validation": set()}
+    for part in seen:
+        for g in split(data, part).items:
+            seen[part] |= {(fold(g.item.category or ""), fold(f"{facet}={v}"))
+                           for facet, values in g.gold.items() for v in values}
+    validation_only = seen["validation"] - seen["train"]
+    assert validation_only, "the check needs validation-only values to exist"
+    for vocabs, expect_leak in ((resolve_vocabularies("wdc-pave-train"), False), (resolve_vocabularies("wdc-pave"), True)):
+        forms = {(fold(v.category or ""), fold(f"{f.name}={form}"))
+                 for v in vocabs for f in v.facets if not f.extractive for form in f.surface_forms}
+        assert bool(forms & validation_only) == expect_leak

@@ -53,6 +53,10 @@ class TaggingSettings(_Section):
     #: (see shortlist.py); 0 turns shortlists off
     shortlist_k: int = Field(50, ge=0)
     shortlist_above: int = Field(500, ge=1)
+    #: gold-labelled file (any format `tagsmith eval --data` reads) whose items most similar to
+    #: each item are shown in the prompt as worked examples (examples.py); none = no examples
+    examples: str | None = None
+    examples_k: int = Field(3, ge=0, le=20)
 
     @property
     def shortlist_threshold(self) -> int:

@@ -9,6 +9,7 @@ titled "{{ 7*7 }}" is tagged as that literal text.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -30,8 +31,12 @@ def prompt_dirs() -> list[Path]:
     return [d for d in (here / "prompts", here.parents[1] / "prompts") if d.is_dir()]
 
 
-def make_environment() -> jinja2.Environment:
+def make_environment(folder: str | None = None) -> jinja2.Environment:
+    """The one Jinja environment every template renders in. `{% include %}` and `{% extends %}`
+    find templates beside the including one (`folder`), then in prompts/."""
+    search = ([folder] if folder else []) + [str(d) for d in prompt_dirs()]
     return ImmutableSandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(search),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -46,24 +51,60 @@ class PromptTemplate:
 
     name: str
     source: str
+    #: the folder the template was read from (where its includes are looked up first)
+    folder: str | None = None
+
+    @cached_property
+    def _environment(self) -> jinja2.Environment:
+        return make_environment(self.folder)
 
     @cached_property
     def digest(self) -> str:
-        return hashlib.sha256(self.source.encode()).hexdigest()[:16]
+        """Hash of the template's text and of every template it includes, recursively: editing
+        an included file must change the digest that keys eval caches and adapter manifests."""
+        h = hashlib.sha256(self.source.encode())
+        for name in self._included(self.source, set()):
+            h.update(name.encode())
+            h.update(self._environment.loader.get_source(self._environment, name)[0].encode())  # type: ignore[union-attr]
+        return h.hexdigest()[:16]
+
+    def _included(self, source: str, seen: set[str]) -> list[str]:
+        from jinja2 import meta
+
+        try:
+            names = [n for n in meta.find_referenced_templates(self._environment.parse(source)) if n]
+        except jinja2.TemplateSyntaxError:
+            return []
+        out = []
+        for name in names:
+            if name in seen:
+                continue
+            seen.add(name)
+            try:
+                child = self._environment.loader.get_source(self._environment, name)[0]  # type: ignore[union-attr]
+            except jinja2.TemplateNotFound:
+                raise TemplateError(f"template {self.name!r} includes {name!r}, which is not found") from None
+            out += [name, *self._included(child, seen)]
+        return out
 
     @cached_property
     def _compiled(self) -> jinja2.Template:
         try:
-            return make_environment().from_string(self.source)
+            return self._environment.from_string(self.source)
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(f"template {self.name!r} line {exc.lineno}: {exc.message}") from None
 
-    def render(self, item: Item, text: dict[str, str], vocabulary: Vocabulary, **extra: Any) -> str:
-        """Render the user message for one item (`text` holds its cleaned title/description)."""
+    def render(self, item: Item, text: dict[str, str], vocabulary: Vocabulary,
+               examples: Sequence[Any] = (), **extra: Any) -> str:
+        """Render the user message for one item (`text` holds its cleaned title/description;
+        `examples` the worked examples shown before it, each with title, description, answer)."""
         try:
             return self._compiled.render(item=item, title=text["title"],
                                          description=text["description"],
-                                         vocabulary=vocabulary, facets=vocabulary.facets, **extra)
+                                         vocabulary=vocabulary, facets=vocabulary.facets,
+                                         examples=list(examples), **extra)
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateError(f"template {self.name!r}: included template {exc.name!r} not found") from None
         except jinja2.UndefinedError as exc:
             raise TemplateError(f"template {self.name!r}: {exc.message}") from None
         except jinja2.exceptions.SecurityError as exc:
@@ -94,6 +135,7 @@ def load_template(spec: str | Path) -> PromptTemplate:
         source = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise TemplateError(f"cannot read template {p}: {exc}") from None
-    template = PromptTemplate(name=p.stem, source=source)
+    template = PromptTemplate(name=p.stem, source=source, folder=str(p.resolve().parent))
     template._compiled  # noqa: B018 - compile now so syntax errors surface before any model loads
+    template.digest  # noqa: B018 - and a missing include too
     return template

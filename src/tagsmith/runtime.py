@@ -8,6 +8,7 @@ one place that resolves which engine, model, adapter and template a run uses.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -19,6 +20,7 @@ from typing import Any
 from tagsmith.adapters import AUTO, NONE, AdapterChoice, choose_adapter
 from tagsmith.config import Settings, load_settings
 from tagsmith.engines import Engine, create_engine, resolve_engine_name
+from tagsmith.examples import ExampleIndex, load_examples
 from tagsmith.items import Item
 from tagsmith.prompts import PromptTemplate, load_template
 from tagsmith.results_store import ResultsFile
@@ -45,13 +47,17 @@ class RunSpec:
     batch_size: int | None = None
     base_url: str | None = None
     shortlist_k: int | None = None
+    #: gold file whose nearest items are shown as worked examples, and how many per item
+    examples: str | None = None
+    examples_k: int | None = None
 
     def settings(self) -> Settings:
         return load_settings(self.config, {
             "model": {"name": self.model},
             "engine": {"name": self.engine, "batch_size": self.batch_size,
                        "openai": {"base_url": self.base_url}},
-            "tagging": {"template": self.template, "shortlist_k": self.shortlist_k}})
+            "tagging": {"template": self.template, "shortlist_k": self.shortlist_k,
+                        "examples": self.examples, "examples_k": self.examples_k}})
 
 
 @dataclass
@@ -129,6 +135,35 @@ def plan_run(settings: Settings, vocabularies: VocabularySet, *, adapter: str | 
     return RunPlan(name, run_model, run_adapter, prompt, choice, notes)
 
 
+#: Engines built by `build_tagger` in this process, by (engine, model, options): re-running a
+#: notebook cell or tagging twice in one service reuses the loaded model instead of loading a
+#: second copy (on a GPU a second vLLM would not even fit beside the first).
+_SHARED: dict[str, Engine] = {}
+
+
+def _key(name: str, model: str | None, options: dict[str, Any]) -> str:
+    return json.dumps([name, model, options], sort_keys=True, default=str)
+
+
+def loaded_engine(name: str, model: str | None, options: dict[str, Any]) -> Engine | None:
+    """The shared engine for (name, model, options) if this process has loaded it already."""
+    return _SHARED.get(_key(name, model, options))
+
+
+def shared_engine(name: str, model: str | None, options: dict[str, Any]) -> Engine:
+    """The engine for (name, model, options), loaded on first use and kept for this process."""
+    key = _key(name, model, options)
+    if key not in _SHARED:
+        _SHARED[key] = create_engine(name, model, **options)
+    return _SHARED[key]
+
+
+def close_shared_engines() -> None:
+    """Free every engine `shared_engine` holds (a service shutting down, a test session ending)."""
+    while _SHARED:
+        _SHARED.popitem()[1].close()
+
+
 @dataclass
 class BuiltTagger:
     tagger: Tagger
@@ -140,15 +175,28 @@ def build_tagger(spec: RunSpec, vocabularies: VocabularySet | None = None,
                  engine: Engine | None = None) -> BuiltTagger:
     """A ready tagger for `spec` (its engine loaded), with the plan that says what runs.
 
-    Pass `vocabularies` when they are already loaded, `engine` to share one loaded engine
-    between taggers (e.g. several templates on one model)."""
+    Pass `vocabularies` when they are already loaded, `engine` to use one you built. Otherwise
+    the engine is loaded once per process and reused by later calls with the same engine, model
+    and options (`close_shared_engines` frees them); the fake engine is always built anew."""
     settings = spec.settings()
     vocabularies = vocabularies if vocabularies is not None else resolve_vocabularies(spec.vocab)
     plan = plan_run(settings, vocabularies, adapter=spec.adapter, template=spec.template)
     if engine is None:
-        engine = create_engine(plan.engine, plan.model, **settings.engine_options(plan.engine))
-    tagger = Tagger(engine, vocabularies, plan.template, settings.tagging, adapter=plan.adapter)
+        options = settings.engine_options(plan.engine)
+        engine = (create_engine(plan.engine, plan.model, **options) if plan.engine == "fake"
+                  else shared_engine(plan.engine, plan.model, options))
+    tagger = Tagger(engine, vocabularies, plan.template, settings.tagging, adapter=plan.adapter,
+                    examples=example_index(settings, vocabularies))
     return BuiltTagger(tagger, plan, settings)
+
+
+def example_index(settings: Settings, vocabularies: VocabularySet,
+                  exclude_ids: Sequence[str] = ()) -> ExampleIndex | None:
+    """The worked-example index the settings ask for ([tagging] examples), or None."""
+    t = settings.tagging
+    if not t.examples or not t.examples_k:
+        return None
+    return load_examples(t.examples, vocabularies, k=t.examples_k, settings=t, exclude_ids=exclude_ids)
 
 
 def load_tagger(vocab: str, **options: Any) -> Tagger:

@@ -14,6 +14,7 @@ from typing import Any
 
 from tagsmith.config import TaggingSettings
 from tagsmith.engines.base import Engine, GenerationRequest
+from tagsmith.examples import ExampleIndex
 from tagsmith.items import FieldMap, Item, clean_text, item_from_record
 from tagsmith.parsing import parse_answer
 from tagsmith.prompts import PromptTemplate
@@ -66,13 +67,16 @@ class _Prepared:
 class Tagger:
     def __init__(self, engine: Engine, vocabularies: VocabularySet | Vocabulary,
                  template: PromptTemplate, settings: TaggingSettings | None = None,
-                 adapter: str | None = None, shortlister: Shortlister | None = None) -> None:
+                 adapter: str | None = None, shortlister: Shortlister | None = None,
+                 examples: ExampleIndex | None = None) -> None:
         self.engine = engine
         self.vocabularies = (vocabularies if isinstance(vocabularies, VocabularySet)
                              else VocabularySet([vocabularies]))
         self.template = template
         self.settings = settings or TaggingSettings()
         self.adapter = adapter
+        #: labelled items shown to the model as worked examples (None: zero-shot prompts)
+        self.examples = examples
         self._shortlister = shortlister
         above = self.settings.shortlist_threshold
         self._needs_shortlist = {v.name for v in self.vocabularies
@@ -115,6 +119,12 @@ class Tagger:
                 assert vocab is not None
                 for p, small in zip(group, self.shortlister.restrict(vocab, [p.text for p in group]), strict=True):
                     shown[id(p)] = small
+        demos: dict[int, list[Any]] = {}
+        if self.examples is not None:
+            for name in {p.vocabulary.name for p in pending if p.vocabulary is not None}:
+                group = [p for p in pending if p.vocabulary is not None and p.vocabulary.name == name]
+                for p, found in zip(group, self.examples.nearest(name, [p.item for p in group]), strict=True):
+                    demos[id(p)] = found
         for p in pending:
             assert p.vocabulary is not None
             vocab = shown.get(id(p), p.vocabulary)
@@ -123,7 +133,8 @@ class Tagger:
             else:
                 schema = AnswerSchema.for_vocabulary(vocab)
                 budget = min(max_answer_tokens(vocab), self.settings.max_new_tokens)
-            messages = self.template.messages(p.item, {"title": p.title, "description": p.description}, vocab)
+            messages = self.template.messages(p.item, {"title": p.title, "description": p.description}, vocab,
+                                              examples=demos.get(id(p), []))
             p.request = GenerationRequest(messages=tuple(messages), schema=schema, max_tokens=budget,
                                           adapter=self.adapter)
 

@@ -20,8 +20,9 @@ from tagsmith.cli.options import CONFIG_HELP, progress_option
               help="Only items of this category (repeat for several), e.g. office-products.")
 @click.option("--exclude-category", "excluded", multiple=True, metavar="NAME",
               help="Leave out items of this category (repeat for several).")
-@click.option("--vocab", "-v", "vocab", default="wdc-pave", show_default=True, metavar="PATH|NAME",
-              help="Vocabulary file, folder or built-in name.")
+@click.option("--vocab", "-v", "vocab", default="wdc-pave-train", show_default=True, metavar="PATH|NAME",
+              help="Vocabulary file, folder or built-in name. The default holds only values seen in the "
+                   "WDC-PAVE train split, so validation answers are not handed over by the vocabulary.")
 @click.option("--model", "-m", "models", multiple=True,
               help="Model(s) to evaluate; repeat for a matrix [default: embedded].")
 @click.option("--template", "-t", "templates", multiple=True,
@@ -33,6 +34,12 @@ from tagsmith.cli.options import CONFIG_HELP, progress_option
                    "'none' = the base model, 'auto' = the shipped adapter for the model and vocabulary "
                    "(none if there is none) [default: auto]. Without --template each adapter runs with "
                    "the template it was trained with.")
+@click.option("--examples", "examples", type=click.Path(path_type=Path), default=None,
+              help="Gold-labelled JSONL whose items most similar to each scored item are shown in the prompt "
+                   "as worked examples (scored items are never in the pool). Often the --data file itself: "
+                   "with --split validation only its train items are shown.")
+@click.option("--examples-k", type=click.IntRange(0, 20), default=None,
+              help="Worked examples per item [default: 3].")
 @click.option("--baseline/--no-baseline", default=True, show_default=True,
               help="Also train and score the TF-IDF + linear SVM baseline on the train split.")
 @click.option("--llm/--no-llm", default=True, show_default=True, help="Run the LLM configurations.")
@@ -48,7 +55,7 @@ from tagsmith.cli.options import CONFIG_HELP, progress_option
 @friendly_errors
 def eval_cmd(data_path: Path, part: str, categories: tuple[str, ...], excluded: tuple[str, ...], vocab: str,
              models: tuple[str, ...], templates: tuple[str, ...], engines: tuple[str, ...],
-             adapters: tuple[str, ...], baseline: bool, llm: bool, limit: int | None, batch_size: int | None,
+             adapters: tuple[str, ...], examples: Path | None, examples_k: int | None, baseline: bool, llm: bool, limit: int | None, batch_size: int | None,
              config: Path | None, out_dir: Path, fail_under: float | None, progress: bool) -> None:
     """Score configurations against gold labels and compare them on the same items.
 
@@ -64,7 +71,7 @@ def eval_cmd(data_path: Path, part: str, categories: tuple[str, ...], excluded: 
         raise click.UsageError("nothing to run (both --no-llm and --no-baseline)")
     plan = EvalPlan(data=data_path, vocab=vocab, split=part, categories=categories, exclude_categories=excluded,
                     models=models, templates=templates, engines=engines, adapters=adapters or ("auto",),
-                    baseline=baseline, llm=llm, limit=limit, batch_size=batch_size, config=config,
+                    examples=examples, examples_k=examples_k, baseline=baseline, llm=llm, limit=limit, batch_size=batch_size, config=config,
                     cache_dir=cache_dir() / "eval", progress=progress)
     result = evaluate(plan)
     say(*result.notes)

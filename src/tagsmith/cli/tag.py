@@ -36,6 +36,11 @@ from tagsmith.cli.options import progress_option, run_options
               help="Large vocabularies: offer each item only its K nearest values of every facet with more "
                    "than [tagging] shortlist_above values (default 500); 0 = always the whole list "
                    "[default: 50]. `tagsmith vocab recall` helps pick K.")
+@click.option("--examples", "examples", type=click.Path(path_type=Path), default=None,
+              help="Gold-labelled JSONL (any format `tagsmith eval --data` reads): each item's most similar "
+                   "labelled items are shown in the prompt as worked examples.")
+@click.option("--examples-k", type=click.IntRange(0, 20), default=None,
+              help="How many worked examples per item [default: 3].")
 @click.option("--id-field", default=None, help="Input field with the item id [default: id, item_id, sku].")
 @click.option("--title-field", default=None,
               help="Input field with the title [default: title, input_title, name].")
@@ -48,7 +53,7 @@ from tagsmith.cli.options import progress_option, run_options
 def tag(text: str | None, vocab: str, input_path: Path | None, output_path: Path | None,
         description: str, category: str | None, model: str | None, engine: str | None, template: str | None,
         adapter: str | None, config: Path | None, base_url: str | None, batch_size: int | None,
-        limit: int | None, shortlist_k: int | None, id_field: str | None, title_field: str | None,
+        limit: int | None, shortlist_k: int | None, examples: Path | None, examples_k: int | None, id_field: str | None, title_field: str | None,
         description_field: str | None, category_field: str | None, raw: bool, progress: bool) -> None:
     """Tag one product (TEXT, its title) or a file of products (--input).
 
@@ -63,7 +68,7 @@ def tag(text: str | None, vocab: str, input_path: Path | None, output_path: Path
         raise click.UsageError("give either TEXT or --input FILE (not both)")
     spec = RunSpec(vocab=vocab, model=model, engine=engine, adapter=adapter, template=template,
                    config=str(config) if config else None, batch_size=batch_size, base_url=base_url,
-                   shortlist_k=shortlist_k)
+                   shortlist_k=shortlist_k, examples=str(examples) if examples else None, examples_k=examples_k)
     # Everything cheap is checked before the model loads, so mistakes fail in a second.
     spec.settings()
     vocabularies = resolve_vocabularies(vocab)

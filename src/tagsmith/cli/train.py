@@ -22,7 +22,8 @@ from tagsmith.cli.options import MODEL_HELP, progress_option
                    "then eval --category NAME tags it as a vocabulary the adapter never saw.")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Adapter folder to write (peft files + manifest.json), e.g. adapters/my-adapter.")
-@click.option("--vocab", "-v", "vocab", default="wdc-pave", show_default=True, metavar="PATH|NAME")
+@click.option("--vocab", "-v", "vocab", default="wdc-pave-train", show_default=True, metavar="PATH|NAME",
+              help="Vocabulary file, folder or built-in name (the default: WDC-PAVE's train-split values).")
 @click.option("--model", "-m", default=None, help=MODEL_HELP)
 @click.option("--template", "-t", default=None, help="Prompt template the adapter is trained (and used) with.")
 @click.option("--rank", default=8, show_default=True, type=click.IntRange(1, 256))

@@ -23,14 +23,14 @@ from tagsmith.errors import EngineError, ModelNotFoundError
 from tagsmith.model_store import resolve_model
 from tagsmith.schema import AnswerSchema
 
-#: Compact JSON: no whitespace between tokens. Measured on the embedded model, CPU, batch 8:
-#: about half the answer tokens of the default pattern, and no runs of blanks until max_tokens.
+#: Compact JSON: no whitespace between tokens. Far fewer answer tokens than the default pattern,
+#: and no runs of blanks until max_tokens.
 WHITESPACE = ""
 
 
 #: outlines' structured-output backends. outlines-core compiles an enum into a token automaton
-#: up front: 25 s at 2,000 values and 136 s at 20,000 (measured); llguidance compiles lazily
-#: (0.07 s at 20,000) at a small cost per token.
+#: up front (minutes for tens of thousands of values); llguidance compiles lazily at a small
+#: cost per token.
 BACKENDS = ("outlines_core", "llguidance", "xgrammar")
 
 
@@ -52,13 +52,10 @@ class TransformersEngine(Engine):
         self._cache: OrderedDict[str, Any] = OrderedDict()
         self._cache_size = cache_size
         self._structured: Any = None  # the outlines backend, built on first use
-        if structured_backend not in ("auto", *BACKENDS):
-            raise EngineError(f"transformers engine: structured_backend must be auto or one of {', '.join(BACKENDS)}")
         if structured_backend == "auto":
-            # llguidance where installed (a dependency), else outlines-core. Measured with
-            # `python eval/bench_structured_backends.py` (shipped adapter, 2 cores, identical answers):
-            # 6.44 vs 7.00 s/item on WDC-PAVE's per-category schemas, 7.99 vs 9.77 s/item when each
-            # item has its own shortlisted schema; and only llguidance compiles 10,000+ values at all.
+            # llguidance where installed (a dependency), else outlines-core: faster with identical
+            # answers in `python eval/bench_structured_backends.py`, and the only one that compiles
+            # 10,000+ values at all.
             import importlib.util
 
             structured_backend = "llguidance" if importlib.util.find_spec("llguidance") else "outlines_core"

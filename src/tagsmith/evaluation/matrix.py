@@ -21,7 +21,8 @@ from tagsmith.evaluation import report
 from tagsmith.evaluation.datasets import Dataset, load_dataset, select_categories, split
 from tagsmith.evaluation.runner import RunConfig, RunResult, run
 from tagsmith.prompts import PromptTemplate, load_template
-from tagsmith.runtime import plan_run
+from tagsmith.examples import ExampleIndex
+from tagsmith.runtime import example_index, loaded_engine, plan_run
 from tagsmith.tagger import Tagger
 from tagsmith.vocabulary import VocabularySet, resolve_vocabularies
 
@@ -31,7 +32,8 @@ class EvalPlan:
     """What to score, on what. Empty lists mean the settings' default (one run)."""
 
     data: str | Path
-    vocab: str = "wdc-pave"
+    #: WDC-PAVE's values from its train split only: validation answers are not in the vocabulary
+    vocab: str = "wdc-pave-train"
     split: str = "validation"
     categories: Sequence[str] = ()
     exclude_categories: Sequence[str] = ()
@@ -41,6 +43,10 @@ class EvalPlan:
     adapters: Sequence[str] = ("auto",)
     baseline: bool = True
     llm: bool = True
+    #: gold file whose items most similar to each scored item are shown as worked examples
+    #: (never a scored item: their ids are left out of the pool), and how many per item
+    examples: str | Path | None = None
+    examples_k: int | None = None
     limit: int | None = None
     batch_size: int | None = None
     config: str | Path | None = None
@@ -87,12 +93,16 @@ def model_label(model_spec: str | None) -> str:
 
 def llm_runs(engine_name: str, model_spec: str | None, runs: Sequence[tuple[str | None, PromptTemplate]],
              dataset: Dataset, vocabularies: VocabularySet, settings: Settings, *,
-             cache_dir: Path | None = None, progress: bool = False) -> list[RunResult]:
+             cache_dir: Path | None = None, progress: bool = False,
+             examples: ExampleIndex | None = None) -> list[RunResult]:
     """One run per (adapter, template) pair on one (engine, model); the model loads once, and
-    only if some item is not cached yet."""
+    only if some item is not cached yet. An engine this process already holds (`load_tagger` in
+    a notebook) is used and left open; one loaded here is closed at the end."""
     from tagsmith.model_store import folder_digest
 
-    engine: Engine | None = None
+    options = settings.engine_options(engine_name)
+    engine: Engine | None = loaded_engine(engine_name, model_spec, options)
+    borrowed = engine is not None
     results = []
     for adapter, prompt in runs:
         cfg = RunConfig(
@@ -103,18 +113,19 @@ def llm_runs(engine_name: str, model_spec: str | None, runs: Sequence[tuple[str 
                       "vocabularies": sorted(v.digest for v in vocabularies), "engine": engine_name,
                       "engine_options": settings.engine_options(engine_name),
                       "tagging": settings.tagging.model_dump(), "adapter": adapter,
+                      "examples": examples.digest if examples else None,
                       **({"adapter_digest": folder_digest(adapter)} if adapter and Path(adapter).is_dir() else {})})
 
         def predict(batch: Any, _prompt: PromptTemplate = prompt, _adapter: str | None = adapter) -> list[dict[str, Any]]:
             nonlocal engine
             if engine is None:
-                engine = create_engine(engine_name, model_spec, **settings.engine_options(engine_name))
-            tagger = Tagger(engine, vocabularies, _prompt, settings.tagging, adapter=_adapter)
+                engine = create_engine(engine_name, model_spec, **options)
+            tagger = Tagger(engine, vocabularies, _prompt, settings.tagging, adapter=_adapter, examples=examples)
             return [r.to_dict() for r in tagger.tag_batch([g.item for g in batch])]
 
         results.append(run(cfg, dataset, predict, cache_dir=cache_dir, vocabularies=vocabularies,
                            batch_size=settings.engine.batch_size or 32, progress=progress))
-    if engine is not None:
+    if engine is not None and not borrowed:
         engine.close()
     return results
 
@@ -132,7 +143,9 @@ def baseline_run(train: Dataset, dataset: Dataset, vocabularies: VocabularySet) 
 
 def evaluate(plan: EvalPlan) -> Report:
     """Score every configuration of `plan` on the same items and compare them."""
-    settings = load_settings(plan.config, {"engine": {"batch_size": plan.batch_size}})
+    settings = load_settings(plan.config, {"engine": {"batch_size": plan.batch_size},
+                                           "tagging": {"examples": str(plan.examples) if plan.examples else None,
+                                                       "examples_k": plan.examples_k}})
     vocabularies = resolve_vocabularies(plan.vocab)
     full = select_categories(load_dataset(plan.data), tuple(plan.categories), tuple(plan.exclude_categories))
     dataset = split(full, plan.split)
@@ -144,6 +157,10 @@ def evaluate(plan: EvalPlan) -> Report:
     notes: list[str] = []
     results: list[RunResult] = []
     if plan.llm:
+        # never show a scored item's gold; when scoring validation, no validation item's at all
+        # (the baseline trains on the train split only, and so may the examples)
+        hidden = [*dataset.ids, *(split(full, "validation").ids if plan.split == "validation" else [])]
+        examples = example_index(settings, vocabularies, exclude_ids=hidden)
         # (engine, model) -> each (adapter, template) once; 'auto' may place an adapter per engine
         groups: dict[tuple[str, str | None], dict[tuple[str | None, str], tuple[str | None, PromptTemplate]]] = {}
         for engine_spec in dict.fromkeys(plan.engines or (settings.engine.name,)):
@@ -156,7 +173,7 @@ def evaluate(plan: EvalPlan) -> Report:
                         runs.setdefault((p.adapter, prompt.name), (p.adapter, prompt))
         for (engine_name, model_spec), runs in groups.items():
             results.extend(llm_runs(engine_name, model_spec, list(runs.values()), dataset, vocabularies,
-                                    settings, cache_dir=plan.cache_dir, progress=plan.progress))
+                                    settings, cache_dir=plan.cache_dir, progress=plan.progress, examples=examples))
     if plan.baseline:
         train = split(full, "train") if plan.split == "validation" else None
         if train is None or not train.items:
@@ -168,6 +185,7 @@ def evaluate(plan: EvalPlan) -> Report:
     comps = report.comparisons(results, dataset.ids)
     md = report.markdown(results, comps, dataset.name, len(dataset.items))
     meta = {"dataset": dataset.name, "data_path": str(plan.data), "split": plan.split,
+            "examples": str(plan.examples) if plan.examples else None,
             "n_items": len(dataset.items), "vocab": plan.vocab, "limit": plan.limit,
             "data_name": full.name.split(":")[-1].replace("/", "-")}
     return Report(dataset, results, comps, md, meta, notes)

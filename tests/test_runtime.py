@@ -1,0 +1,100 @@
+"""The library core the CLI, the benchmarks and Ray workers share: plain settings that pickle,
+one place that plans a run, streaming with resume, and the eval matrix as a function."""
+
+import json
+import pickle
+
+import pytest
+
+import tagsmith
+from tagsmith.errors import ConfigError
+from tagsmith.items import Item
+from tagsmith.runtime import FileJob, RunSpec, build_tagger, plan_run, tag_stream
+
+from conftest import SMALL_VOCAB
+
+ANSWER = json.dumps({"Color": ["Red"], "Material": [], "Part Number": [], "Category": []})
+
+
+@pytest.fixture
+def kitchen(tmp_path):
+    path = tmp_path / "kitchen.json"
+    path.write_text(json.dumps(SMALL_VOCAB))
+    return str(path)
+
+
+def test_run_spec_pickles_and_builds_the_same_tagger(use_fake_engine, kitchen):
+    use_fake_engine.answer(ANSWER)
+    spec = pickle.loads(pickle.dumps(RunSpec(vocab=kitchen, adapter="none", batch_size=3)))
+    built = build_tagger(spec)
+    assert built.tagger.engine.name == "fake" and built.tagger.engine.batch_size == 3
+    assert built.plan.template.name == "default" and built.plan.adapter is None
+    assert built.tagger.tag(Item("1", "red knife")).tags == {"Color": ["Red"]}
+
+
+def test_plan_picks_the_shipped_adapter_and_its_template_and_says_so():
+    settings = tagsmith.load_settings(None, {"engine": {"name": "fake"}})
+    plan = plan_run(settings, tagsmith.resolve_vocabularies("wdc-pave"))
+    assert plan.choice.name == "wdc-pave-smollm2" and plan.template.name == "compact"
+    assert any("using adapter wdc-pave-smollm2" in n for n in plan.notes)
+    asked = plan_run(settings, tagsmith.resolve_vocabularies("wdc-pave"), template="default")
+    assert asked.template.name == "default" and any("trained with template 'compact'" in n for n in asked.notes)
+    bare = plan_run(settings, tagsmith.resolve_vocabularies("wdc-pave"), adapter="none")
+    assert bare.adapter is None and bare.template.name == "default" and bare.notes == []
+
+
+def test_engines_take_only_their_own_options(kitchen, tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('[engine]\nname = "fake"\n[engine.fake]\nthreads = 2\n')
+    with pytest.raises(ConfigError, match=r"\[engine.fake.threads\] unknown key"):
+        build_tagger(RunSpec(vocab=kitchen, config=str(config)))
+
+
+def test_tag_stream_resumes_skips_duplicates_and_limits(use_fake_engine, kitchen):
+    use_fake_engine.answer(ANSWER)
+    tagger = build_tagger(RunSpec(vocab=kitchen, adapter="none")).tagger
+    items = [Item(str(i % 5), f"knife {i}") for i in range(7)]  # ids 0 and 1 twice
+    seen: list[list[str]] = []
+    stats = tag_stream(tagger, items, lambda rs: seen.append([r.id for r in rs]), done={"2"}, batch_size=2)
+    assert seen == [["0", "1"], ["3", "4"]]
+    assert (stats.tagged, stats.already_done, stats.duplicate_ids, stats.errors) == (4, 1, 2, 0)
+    limited: list[str] = []
+    tag_stream(tagger, items, lambda rs: limited.extend(r.id for r in rs), limit=3)
+    assert limited == ["0", "1", "2"]
+
+
+def test_file_job_writes_only_what_is_missing(use_fake_engine, kitchen, tmp_path):
+    use_fake_engine.answer(ANSWER)
+    tagger = build_tagger(RunSpec(vocab=kitchen, adapter="none")).tagger
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text("".join(json.dumps({"id": i, "title": f"pan {i}"}) + "\n" for i in range(5)))
+    from tagsmith.items import read_items
+
+    assert FileJob(tagger, src, read_items(src), out, limit=2).run().tagged == 2
+    assert FileJob(tagger, src, read_items(src), out).run().tagged == 3
+    assert sorted(json.loads(line)["id"] for line in out.read_text().splitlines()) == ["0", "1", "2", "3", "4"]
+
+
+def test_tag_records_takes_dicts_and_dataframes(use_fake_engine, kitchen):
+    use_fake_engine.answer(ANSWER)
+    tagger = tagsmith.load_tagger(kitchen, adapter="none")
+    results = tagger.tag_records([{"sku": "a", "name": "red pan"}, {"title": "knife"}], batch_size=1)
+    assert [r.id for r in results] == ["a", "1"] and results[0].tags == {"Color": ["Red"]}
+    pandas = pytest.importorskip("pandas")
+    frame = pandas.DataFrame({"id": ["x", "y"], "title": ["pan", "knife"], "description": [None, "steel"]})
+    assert [r.id for r in tagger.tag_records(frame)] == ["x", "y"]
+
+
+def test_evaluate_is_a_library_call(use_fake_engine, tmp_path, kitchen):
+    use_fake_engine.answer(ANSWER)
+    data = tmp_path / "gold.jsonl"
+    data.write_text("".join(json.dumps({"id": str(i), "title": f"red knife {i}",
+                                        "gold": {"Color": ["Red" if i % 2 else "Black"]}}) + "\n" for i in range(10)))
+    report = tagsmith.evaluate(tagsmith.EvalPlan(data=data, vocab=kitchen, split="all", adapters=["none"],
+                                                 templates=["default", "compact"], baseline=False))
+    assert [r.config.name for r in report.results] == ["embedded|default|fake", "embedded|compact|fake"]
+    assert report.results[0].scores.precision == pytest.approx(0.5)
+    assert report.comparisons[0]["delta_f1"] == 0
+    saved = report.save(tmp_path / "runs")
+    assert json.loads((saved / "summary.json").read_text())["n_items"] == 10
+    assert len(use_fake_engine.created) == 1  # one engine for both templates
