@@ -9,7 +9,9 @@ through the vocabulary. `tagsmith eval` scores with it by default on WDC-PAVE da
 
 One YAML file per category. Policy, from the attribute descriptions' data types:
 - identifier attributes (part/model/stock numbers, UPCs: data type "Unique ... ID") are
-  *extractive*: their values are copied from the offer, no list could hold them;
+  *extractive*: their values are copied from the offer, no list could hold them; the normalized
+  data writes them as upper-case alphanumerics ("461137B21" for the text's "461137-b21"), so
+  they declare `normalize: [alnum, upper]`: the model copies the text, tagsmith normalizes;
 - every other attribute is *closed*: its allowed values are the normalized values seen in
   `train_large.jsonl`; spellings that differ only in case or spacing are merged into one
   value (the most frequent spelling) with the others as aliases.
@@ -34,7 +36,7 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "wdc-pave"
 DEFAULT_OUT = ROOT / "src" / "tagsmith" / "vocabularies" / "wdc-pave"
 
 
-def build(data: Path, split: str = "all") -> dict[str, dict]:
+def build(data: Path, split: str = "all", normalized: bool = True) -> dict[str, dict]:
     descriptions = {(r["Category"], r["Attribute"]): r for r in
                     csv.DictReader((data / "attribute_descriptions.csv").open(encoding="utf-8"),
                                    delimiter=";")}
@@ -62,6 +64,8 @@ def build(data: Path, split: str = "all") -> dict[str, dict]:
                 facet["description"] = " ".join(meta["Human_Description"].split())
             if "Unique" in meta.get("Data_Types", ""):
                 facet["extractive"] = True
+                if normalized:  # the normalized data writes identifiers as upper-case alphanumerics
+                    facet["normalize"] = ["alnum", "upper"]
             else:
                 groups: dict[str, Counter[str]] = defaultdict(Counter)
                 for v, n in counts[(cat, attr)].items():

@@ -13,7 +13,7 @@ import json
 import sys
 
 from tagsmith.items import read_items
-from tagsmith.text import fold
+from tagsmith.text import find_span, fold
 from tagsmith.vocabulary import resolve_vocabularies
 
 
@@ -35,7 +35,7 @@ def main() -> None:
         if not r["tags"]:
             continue
         vocab, item = vocabularies[r["vocabulary"]], items[r["id"]]
-        text = fold(f"{item.title} {item.description}")
+        text = f"{item.title}\n{item.description}"
         for facet_name, values in r["tags"].items():
             facet = vocab.facet(facet_name)
             counts["tags"] += len(values)
@@ -43,7 +43,7 @@ def main() -> None:
             for v in values:
                 if facet is None or (not facet.extractive and v not in facet.allowed):
                     counts["out_of_vocabulary"] += 1
-                elif facet.extractive and fold(v) not in text:
+                elif facet.extractive and facet.normal(find_span(v, text, facet.normalize) or "") != v:
                     counts["spans_not_in_text"] += 1
     seconds = [r["seconds"] for r in rows]
     print(json.dumps({**counts, "mean_seconds_per_item": round(sum(seconds) / max(1, len(seconds)), 2)}))

@@ -52,3 +52,31 @@ def test_no_value_words_are_kept_when_the_vocabulary_lists_them():
 
     v = parse_vocabulary({"name": "x", "facets": [{"name": "Stones", "values": ["None", "Diamond"]}]})
     assert parse(v, {"Stones": ["none"]}).tags == {"Stones": ["None"]}
+
+
+def test_normalized_extractive_facet_keeps_the_copied_span_normalized():
+    from tagsmith.answers import target_answer
+    from tagsmith.gold import canonical_gold
+    from tagsmith.vocabulary import VocabularySet, parse_vocabulary
+
+    vocab = parse_vocabulary({"name": "pc", "facets": [
+        {"name": "Part Number", "extractive": True, "normalize": ["alnum", "upper"]}]})
+    text = "HP 461137-b21 hard drive"
+    # the model copies the text's form, or writes the normalized one: both become the stored form
+    for answer in ("461137-b21", "461137B21", "461137 B21"):
+        r = parse_answer(json.dumps({"Part Number": [answer]}), vocab, text)
+        assert r.tags == {"Part Number": ["461137B21"]}, answer
+    assert parse_answer('{"Part Number": ["999"]}', vocab, text).rejected[0].reason is Reason.NOT_IN_TEXT
+    # training shows the model the text's own span for a normalized gold value
+    assert target_answer(vocab, {"Part Number": ["461137B21"]}, text) == '{"Part Number":["461137-b21"]}'
+    assert canonical_gold({"Part Number": ["461137-b21"]}, VocabularySet([vocab]), None) == {"Part Number": ["461137B21"]}
+
+
+def test_normalize_is_only_for_extractive_facets():
+    import pytest
+
+    from tagsmith.errors import VocabularyError
+    from tagsmith.vocabulary import parse_vocabulary
+
+    with pytest.raises(VocabularyError, match="'normalize' applies to extractive facets"):
+        parse_vocabulary({"name": "x", "facets": [{"name": "C", "values": ["a"], "normalize": ["upper"]}]})

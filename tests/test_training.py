@@ -119,3 +119,59 @@ def test_merged_adapter_answers_like_the_adapter(trained_adapter, small_vocab, t
     finally:
         engine.close()
     assert result.error is None and "Red" in result.tags.get("Color", [])  # the base model says []
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A tiny random Llama with the embedded model's tokenizer: trains in seconds."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from tagsmith.model_store import resolve_model
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model().path)
+    folder = tmp_path_factory.mktemp("tiny") / "tiny-llama"
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32,
+                                 num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_from_its_checkpoint_with_the_same_losses(tiny_model, small_vocab, template,
+                                                                         tmp_path, monkeypatch):
+    from conftest import TRAIN_ITEMS
+    from tagsmith import training
+    from tagsmith.evaluation.datasets import GoldItem
+    from tagsmith.items import Item
+
+    items = [GoldItem(Item(i, t), g) for i, t, g in TRAIN_ITEMS]
+    vocabs = VocabularySet([small_vocab])
+    settings = training.TrainSettings(rank=2, alpha=4, batch_size=1, max_steps=6, checkpoint_every=2,
+                                      target_modules=("q_proj",), learning_rate=1e-2)
+    straight = training.train(items, vocabs, template, tmp_path / "a", model=tiny_model, settings=settings,
+                              progress=False)
+    real_loss, calls = training.answer_loss, []
+
+    def dies_at_step_5(*args):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return real_loss(*args)
+
+    monkeypatch.setattr(training, "answer_loss", dies_at_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(items, vocabs, template, tmp_path / "b", model=tiny_model, settings=settings, progress=False)
+    assert (tmp_path / "b" / ".checkpoint" / "state.pt").is_file()
+    monkeypatch.setattr(training, "answer_loss", real_loss)
+    resumed = training.train(items, vocabs, template, tmp_path / "b", model=tiny_model, settings=settings,
+                             progress=False)
+    assert resumed.losses == pytest.approx(straight.losses, abs=1e-6) and len(resumed.losses) == 6
+    assert not (tmp_path / "b" / ".checkpoint").exists()
+    other = training.TrainSettings(**{**settings.__dict__, "learning_rate": 1e-3, "max_steps": 4})
+    calls.clear()
+    monkeypatch.setattr(training, "answer_loss", dies_at_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(items, vocabs, template, tmp_path / "c", model=tiny_model, settings=settings, progress=False)
+    monkeypatch.setattr(training, "answer_loss", real_loss)
+    with pytest.raises(TagsmithError, match="checkpoint of another training run"):
+        training.train(items, vocabs, template, tmp_path / "c", model=tiny_model, settings=other, progress=False)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from tagsmith.parsing import find_span
+from tagsmith.text import find_span
 from tagsmith.vocabulary import Vocabulary
 
 
@@ -20,7 +20,8 @@ def target_answer(vocab: Vocabulary, gold: dict[str, list[str]], item_text: str)
     for facet in vocab.facets:
         values: list[str] = []
         for v in gold.get(facet.name, []):
-            value = find_span(v, item_text) if facet.extractive else facet.canonical(v)
+            # extractive: the span as the text writes it (the model copies; the parser normalizes)
+            value = find_span(v, item_text, facet.normalize) if facet.extractive else facet.canonical(v)
             if value and value not in values and len(values) < facet.max_values:
                 values.append(value)
         answer[facet.name] = values

@@ -19,8 +19,8 @@ class GoldItem:
 
 def canonical_gold(gold: dict[str, list[str]], vocabularies: VocabularySet | None,
                    category: str | None) -> dict[str, list[str]]:
-    """Gold values spelled as the vocabulary spells them (aliases -> canonical), so a case or
-    alias variant the tagger canonicalised is not scored as wrong. Values the vocabulary
+    """Gold values spelled as the vocabulary spells them (aliases -> canonical; extractive values
+    normalized as the facet declares), so a variant the tagger canonicalised is not scored as wrong. Values the vocabulary
     does not know are kept as written (and can then only be matched by extractive facets)."""
     vocab = vocabularies.for_category(category) if vocabularies else None
     if vocab is None:
@@ -28,6 +28,8 @@ def canonical_gold(gold: dict[str, list[str]], vocabularies: VocabularySet | Non
     out = {}
     for facet_name, values in gold.items():
         facet = vocab.facet(facet_name)
-        out[facet_name] = [((facet.canonical(v) if facet and not facet.extractive else None) or v)
-                           for v in values]
+        if facet is not None and facet.extractive:
+            out[facet_name] = [facet.normal(v) for v in values]
+        else:
+            out[facet_name] = [((facet.canonical(v) if facet else None) or v) for v in values]
     return out

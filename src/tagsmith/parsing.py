@@ -16,11 +16,11 @@ schema). Every answer is checked again here:
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from tagsmith.text import find_span
 from tagsmith.vocabulary import Facet, Vocabulary
 
 
@@ -64,16 +64,6 @@ class ParsedTags:
     duplicates: int = 0
 
 
-def find_span(span: str, text: str) -> str | None:
-    """The span as it occurs in `text` (case- and whitespace-insensitive), or None."""
-    words = span.split()
-    if not words:
-        return None
-    pattern = r"\s+".join(re.escape(w) for w in words)
-    match = re.search(pattern, text, flags=re.IGNORECASE)
-    return match.group(0) if match else None
-
-
 def _facet_values(facet: Facet, answer: Any, item_text: str) -> tuple[list[str], list[Rejection], int]:
     values = answer if isinstance(answer, list) else [answer]
     kept: list[str] = []
@@ -87,7 +77,8 @@ def _facet_values(facet: Facet, answer: Any, item_text: str) -> tuple[list[str],
             rejected.append(Rejection(facet.name, v, Reason.NOT_A_STRING))
             continue
         if facet.extractive:
-            value = find_span(v, item_text)
+            span = find_span(v, item_text, facet.normalize)
+            value = facet.normal(span) if span is not None else None
             if value is None:
                 rejected.append(Rejection(facet.name, v, Reason.NOT_IN_TEXT))
                 continue

@@ -17,7 +17,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from tagsmith.adapters import AUTO, NONE, AdapterChoice, choose_adapter
+from tagsmith.adapters import AUTO, NONE, AdapterChoice, choose_adapter, read_manifest
 from tagsmith.config import Settings, load_settings
 from tagsmith.engines import Engine, create_engine, resolve_engine_name
 from tagsmith.examples import ExampleIndex, load_examples
@@ -132,6 +132,10 @@ def plan_run(settings: Settings, vocabularies: VocabularySet, *, adapter: str | 
     choice = choose_run_adapter(resolve_engine_name(engine_spec), model_spec, vocabularies, adapter, notes)
     name, run_model, run_adapter = placement(engine_spec, model_spec, choice.path, notes)
     prompt = run_template(choice, template, settings.tagging.template, notes)
+    trained_k = ((read_manifest(choice.path) or {}).get("examples") or {}).get("k") if choice.path else None
+    if trained_k and not settings.tagging.examples:
+        notes.append(f"warning: adapter {choice.name} was trained with {trained_k} worked examples per prompt; "
+                     "pass --examples FILE (labelled items) to tag the way it was trained")
     return RunPlan(name, run_model, run_adapter, prompt, choice, notes)
 
 

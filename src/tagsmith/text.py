@@ -8,6 +8,7 @@ means the same thing everywhere.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 
 
 def fold(text: str) -> str:
@@ -23,3 +24,35 @@ def words(text: str) -> list[str]:
 def slug(text: str) -> str:
     """A file-name-safe key: "Office Products" -> "office-products"."""
     return re.sub(r"[^a-z0-9]+", "-", text.casefold()).strip("-")
+
+
+#: Named clean-ups a vocabulary may apply to extractive values (Facet.normalize), in order.
+NORMALIZERS: dict[str, Callable[[str], str]] = {
+    "alnum": lambda s: re.sub(r"[\W_]+", "", s),     # "461137-B21" -> "461137B21"
+    "upper": str.upper,
+    "lower": str.lower,
+    "spaces": lambda s: " ".join(s.split()),
+}
+
+
+def normalize(value: str, steps: Sequence[str]) -> str:
+    for step in steps:
+        value = NORMALIZERS[step](value)
+    return value
+
+
+def find_span(span: str, text: str, steps: Sequence[str] = ()) -> str | None:
+    """Where `span` occurs in `text`, as the text writes it, or None.
+
+    Matching ignores case and runs of spaces. With normalization `steps` that include "alnum",
+    the span may also be the normalized form of the text's: "461137B21" finds "461137-b21"
+    (any non-alphanumeric characters between its characters)."""
+    words_ = span.split()
+    if not words_:
+        return None
+    match = re.search(r"\s+".join(re.escape(w) for w in words_), text, flags=re.IGNORECASE)
+    if match is None and "alnum" in steps:
+        chars = re.sub(r"[\W_]+", "", span)
+        if chars:
+            match = re.search(r"[\W_]*".join(re.escape(c) for c in chars), text, flags=re.IGNORECASE)
+    return match.group(0) if match else None

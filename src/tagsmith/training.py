@@ -30,6 +30,7 @@ from tagsmith import __version__
 from tagsmith.adapters import MANIFEST, read_manifest
 from tagsmith.device import pick_dtype
 from tagsmith.errors import ConfigError, TagsmithError
+from tagsmith.examples import ExampleIndex
 from tagsmith.gold import GoldItem, canonical_gold
 from tagsmith.model_store import resolve_model
 from tagsmith.answers import target_answer
@@ -52,6 +53,9 @@ class TrainSettings:
     max_length: int = 1024
     seed: int = 0
     max_steps: int | None = None
+    #: save a resumable checkpoint every this many steps (0 = never): a killed run continues
+    #: from the last one when started again with the same data and settings
+    checkpoint_every: int = 20
 
     def __post_init__(self) -> None:
         if self.rank < 1 or self.alpha < 1:
@@ -70,17 +74,24 @@ class TrainResult:
 
 
 def build_examples(items: Sequence[GoldItem], vocabularies: VocabularySet, template: PromptTemplate,
-                   tokenizer: Any, tagging: TaggingSettings, max_length: int
-                   ) -> list[tuple[list[int], list[int]]]:
+                   tokenizer: Any, tagging: TaggingSettings, max_length: int,
+                   demonstrations: ExampleIndex | None = None) -> list[tuple[list[int], list[int]]]:
     """(input_ids, labels) per item; labels are -100 on the prompt. Items whose prompt alone
-    exceeds max_length are skipped (truncating would teach answers to unseen text)."""
+    exceeds max_length are skipped (truncating would teach answers to unseen text). With
+    `demonstrations`, each prompt shows the item's nearest other training items, as tagging will."""
+    shown: dict[str, list[Any]] = {}
+    if demonstrations is not None:
+        for vocab in vocabularies:
+            group = [g.item for g in items if vocabularies.for_category(g.item.category) is vocab]
+            shown.update(zip([i.id for i in group], demonstrations.nearest(vocab.name, group), strict=True))
     examples = []
     for g in items:
         vocab = vocabularies.for_category(g.item.category)
         if vocab is None:
             continue
         title, description, _ = clean_item(g.item, tagging)
-        messages = template.messages(g.item, {"title": title, "description": description}, vocab)
+        messages = template.messages(g.item, {"title": title, "description": description}, vocab,
+                                     examples=shown.get(g.item.id, []))
         prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         gold = canonical_gold(g.gold, vocabularies, g.item.category)
         answer = target_answer(vocab, gold, f"{title}\n{description}") + tokenizer.eos_token
@@ -134,8 +145,10 @@ def data_digest(items: Sequence[GoldItem]) -> str:
 
 def train(items: Sequence[GoldItem], vocabularies: VocabularySet, template: PromptTemplate, out_dir: str | Path,
           *, model: str | None = None, settings: TrainSettings | None = None,
-          tagging: TaggingSettings | None = None, progress: bool = True) -> TrainResult:
-    """Train a LoRA adapter and save it (with its manifest) to `out_dir`."""
+          tagging: TaggingSettings | None = None, progress: bool = True,
+          examples_index: ExampleIndex | None = None) -> TrainResult:
+    """Train a LoRA adapter and save it (with its manifest) to `out_dir`. With `examples_index`
+    (built over the training items), prompts carry worked examples as `--examples` tagging does."""
     import torch
     from peft import LoraConfig, get_peft_model
     from tqdm import tqdm
@@ -149,7 +162,8 @@ def train(items: Sequence[GoldItem], vocabularies: VocabularySet, template: Prom
     tokenizer = AutoTokenizer.from_pretrained(location.path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    examples = build_examples(items, vocabularies, template, tokenizer, tagging, settings.max_length)
+    examples = build_examples(items, vocabularies, template, tokenizer, tagging, settings.max_length,
+                              examples_index)
     if not examples:
         raise TagsmithError("no training examples (no item matched a vocabulary within --max-length)")
     cuda = torch.cuda.is_available()
@@ -183,8 +197,14 @@ def train(items: Sequence[GoldItem], vocabularies: VocabularySet, template: Prom
     peft_model.train()
     losses: list[float] = []
     batches: list[list[int]] = []
-    start = time.perf_counter()
-    bar = tqdm(range(total), desc="train", unit="step", disable=not progress)
+    checkpoint = Checkpoint(Path(out_dir), fingerprint={
+        "base_model": location.model_id, "template": template.digest, "data": data_digest(items),
+        "settings": {k: v for k, v in asdict(settings).items() if k != "checkpoint_every"},
+        "tagging": tagging.model_dump(), "examples": examples_index.digest if examples_index else None})
+    first_step, elapsed = checkpoint.restore(peft_model, optimizer, losses, batches)
+    start = time.perf_counter() - elapsed
+    bar = tqdm(range(first_step, total), desc="train", unit="step", disable=not progress,
+               initial=first_step, total=total)
     for step in bar:
         if not batches:
             batches = length_grouped_batches([len(ids) for ids, _ in examples], settings.batch_size)
@@ -208,6 +228,8 @@ def train(items: Sequence[GoldItem], vocabularies: VocabularySet, template: Prom
         optimizer.zero_grad()
         losses.append(float(loss.detach()))
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        if settings.checkpoint_every and (step + 1) % settings.checkpoint_every == 0 and step + 1 < total:
+            checkpoint.save(step + 1, peft_model, optimizer, losses, batches, time.perf_counter() - start)
     bar.close()
     out_path = Path(out_dir)
     out_path.mkdir(parents=True, exist_ok=True)
@@ -223,8 +245,59 @@ def train(items: Sequence[GoldItem], vocabularies: VocabularySet, template: Prom
         "n_examples": len(examples), "settings": {**asdict(settings), "qlora": cuda},
         "steps": total, "seconds": round(result.seconds, 1),
         "loss_first": losses[0], "loss_last_10_mean": sum(losses[-10:]) / len(losses[-10:]),
+        **({"examples": {"digest": examples_index.digest, "k": examples_index.k, "n": len(examples_index)}}
+           if examples_index else {}),
     })
+    checkpoint.clear()
     return result
+
+
+class Checkpoint:
+    """A resumable training state in OUT/.checkpoint/: LoRA weights, optimizer, step, losses,
+    the remaining batch plan and the random states, written atomically. Resuming needs the
+    same base model, template, data and settings (the fingerprint); anything else is refused
+    rather than silently mixed."""
+
+    def __init__(self, out_dir: Path, fingerprint: dict[str, Any]) -> None:
+        self.path = out_dir / ".checkpoint" / "state.pt"
+        self.fingerprint = json.loads(json.dumps(fingerprint, default=str))
+
+    def save(self, step: int, model: Any, optimizer: Any, losses: list[float], batches: list[list[int]],
+             elapsed: float) -> None:
+        import torch
+        from peft import get_peft_model_state_dict
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        torch.save({"fingerprint": self.fingerprint, "step": step, "elapsed": elapsed,
+                    "lora": get_peft_model_state_dict(model), "optimizer": optimizer.state_dict(),
+                    "losses": losses, "batches": batches, "python_random": random.getstate(),
+                    "torch_random": torch.get_rng_state()}, tmp)
+        tmp.replace(self.path)
+
+    def restore(self, model: Any, optimizer: Any, losses: list[float], batches: list[list[int]]) -> tuple[int, float]:
+        """(first step, seconds already spent); 0, 0 when there is nothing to resume."""
+        if not self.path.is_file():
+            return 0, 0.0
+        import torch
+        from peft import set_peft_model_state_dict
+
+        state = torch.load(self.path, weights_only=False)
+        if state.get("fingerprint") != self.fingerprint:
+            raise TagsmithError(f"{self.path.parent.parent} holds a checkpoint of another training run "
+                                f"(other data, model or settings): remove {self.path.parent} or choose another --out")
+        set_peft_model_state_dict(model, state["lora"])
+        optimizer.load_state_dict(state["optimizer"])
+        losses[:] = state["losses"]
+        batches[:] = state["batches"]
+        random.setstate(state["python_random"])
+        torch.set_rng_state(state["torch_random"])
+        return int(state["step"]), float(state["elapsed"])
+
+    def clear(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.path.parent, ignore_errors=True)
 
 
 def answer_loss(model: Any, input_ids: Any, mask: Any, labels: Any) -> Any:

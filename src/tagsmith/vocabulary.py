@@ -19,13 +19,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tagsmith.errors import VocabularyError
-from tagsmith.text import fold
+from tagsmith.text import fold, normalize
 
 VOCAB_SUFFIXES = (".yaml", ".yml", ".json")
 BUILTIN_DIR = Path(__file__).parent / "vocabularies"
@@ -66,6 +66,10 @@ class Facet(BaseModel):
     extractive: bool = False
     max_length: int = Field(default=64, ge=1, le=1000,
                             description="longest span an extractive facet may copy")
+    #: Extractive facets: how a copied span becomes the stored value, in order (text.NORMALIZERS):
+    #: e.g. [alnum, upper] turns the text's "461137-b21" into "461137B21". The model copies the
+    #: text's own form; tagsmith normalizes it, and finds the span of a normalized gold value.
+    normalize: tuple[Literal["alnum", "upper", "lower", "spaces"], ...] = ()
     hierarchy: Hierarchy | None = None
 
     @field_validator("values", mode="before")
@@ -84,6 +88,8 @@ class Facet(BaseModel):
             raise ValueError("an extractive facet cannot be hierarchical")
         if not self.extractive and not self.values:
             raise ValueError("facet has no values (list some, or mark it 'extractive: true')")
+        if self.normalize and not self.extractive:
+            raise ValueError("'normalize' applies to extractive facets (closed facets list their values' spellings)")
         seen: dict[str, str] = {}
         for v in self.values:
             for surface in (v.value, *v.aliases):
@@ -94,6 +100,10 @@ class Facet(BaseModel):
                         "values and aliases must be unique ignoring case")
                 seen[key] = v.value
         return self
+
+    def normal(self, value: str) -> str:
+        """`value` in the form this facet stores (its `normalize` steps applied)."""
+        return normalize(value, self.normalize)
 
     @cached_property
     def allowed(self) -> tuple[str, ...]:

@@ -37,6 +37,9 @@ from tagsmith.cli.options import MODEL_HELP, progress_option
               help="Longest example in tokens; longer ones are skipped, not cut.")
 @click.option("--max-steps", default=None, type=click.IntRange(1), help="Stop after this many steps.")
 @click.option("--seed", default=0, show_default=True)
+@click.option("--examples-k", default=0, show_default=True, type=click.IntRange(0, 20),
+              help="Show each training prompt its K most similar other training items as worked examples "
+                   "(then tag with --examples FILE, as the adapter was trained). 0 = none.")
 @click.option("--eval-limit", default=50, show_default=True, type=click.IntRange(0),
               help="Score the adapter on this many validation items at the end (0 = skip).")
 @progress_option
@@ -44,11 +47,13 @@ from tagsmith.cli.options import MODEL_HELP, progress_option
 def train(data_path: Path, part: str, categories: tuple[str, ...], excluded: tuple[str, ...], out_dir: Path,
           vocab: str, model: str | None, template: str | None,
           rank: int, alpha: int, target_modules: str, epochs: float, learning_rate: float, batch_size: int,
-          max_length: int, max_steps: int | None, seed: int, eval_limit: int, progress: bool) -> None:
+          max_length: int, max_steps: int | None, seed: int, examples_k: int, eval_limit: int,
+          progress: bool) -> None:
     """Fine-tune a LoRA adapter on gold tags (QLoRA on CUDA, plain LoRA on CPU).
 
     Examples are rendered through the same template the tagger uses and the target is the
-    exact JSON the schema allows, so the adapter is trained on what it will see.
+    exact JSON the schema allows, so the adapter is trained on what it will see. A checkpoint
+    is saved every 20 steps: running the same command again after a crash continues from it.
     """
     from tagsmith.config import load_settings
     from tagsmith.evaluation.datasets import Dataset, load_dataset, select_categories, split
@@ -63,12 +68,17 @@ def train(data_path: Path, part: str, categories: tuple[str, ...], excluded: tup
     prompt = load_template(settings.tagging.template)
     full = select_categories(load_dataset(data_path), categories, excluded)
     data = split(full, part)
+    demonstrations = None
+    if examples_k:
+        from tagsmith.examples import ExampleIndex
+
+        demonstrations = ExampleIndex(data.items, vocabularies, k=examples_k, settings=settings.tagging)
     result = run_training(
         data.items, vocabularies, prompt, out_dir, model=settings.model.name,
         settings=TrainSettings(rank=rank, alpha=alpha, target_modules=tuple(target_modules.split(",")),
                                epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
                                max_length=max_length, seed=seed, max_steps=max_steps),
-        tagging=settings.tagging, progress=progress)
+        tagging=settings.tagging, progress=progress, examples_index=demonstrations)
     say(f"trained {result.steps} steps on {result.n_examples} examples in {result.seconds:.0f} s; "
         f"loss {result.losses[0]:.3f} -> {sum(result.losses[-10:]) / len(result.losses[-10:]):.3f} "
         f"(mean of last 10) -> {out_dir}")
@@ -83,7 +93,7 @@ def train(data_path: Path, part: str, categories: tuple[str, ...], excluded: tup
                                                 str(Path(out_dir).resolve()), notes)
     say(*notes)
     (run,) = llm_runs(engine_name, run_model, [(adapter, prompt)], validation, vocabularies, settings,
-                      progress=progress)
+                      progress=progress, examples=demonstrations)
     s = run.scores
     interval = [s.f1_interval.low, s.f1_interval.high] if s.f1_interval else None
     write_manifest(Path(out_dir), {"validation": {"dataset": validation.name, "n_items": len(validation.items),
