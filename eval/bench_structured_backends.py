@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tagsmith.adapters import choose_adapter
 from tagsmith.engines import create_engine
-from tagsmith.evaluation.datasets import load_dataset, split
+from tagsmith.gold import load_dataset, split
 from tagsmith.model_store import model_id
 from tagsmith.prompts import load_template
 from tagsmith.config import TaggingSettings

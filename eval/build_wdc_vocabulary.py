@@ -28,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from tagsmith.evaluation.datasets import in_validation
+from tagsmith.gold import in_validation
 from tagsmith.text import fold, slug
 
 ROOT = Path(__file__).resolve().parents[1]

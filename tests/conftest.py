@@ -151,7 +151,7 @@ TRAIN_ITEMS = [("1", "Red steel chef knife AB-12", {"Color": ["Red"], "Material"
 @pytest.fixture(scope="session")
 def trained_adapter(tmp_path_factory):
     """A real (tiny) LoRA trained with `tagsmith.training.train` on four items: ~1 min on CPU."""
-    from tagsmith.evaluation.datasets import GoldItem
+    from tagsmith.gold import GoldItem
     from tagsmith.items import Item
     from tagsmith.training import TrainSettings, train
     from tagsmith.vocabulary import VocabularySet

@@ -8,9 +8,8 @@ from click.testing import CliRunner
 from tagsmith.cli import main
 from tagsmith.errors import InputError
 from tagsmith.evaluation.baseline import TfidfBaseline
-from tagsmith.evaluation.datasets import load_dataset, select_categories, split
 from tagsmith.evaluation.runner import RunConfig, run
-from tagsmith.gold import canonical_gold
+from tagsmith.gold import canonical_gold, load_dataset, select_categories, split
 from tagsmith.vocabulary import VocabularySet, parse_vocabulary
 
 from conftest import SMALL_VOCAB
@@ -108,7 +107,7 @@ def test_rates_count_out_of_vocabulary_and_unparseable(tmp_path):
 def test_baseline_learns_a_separable_facet():
     vocab = parse_vocabulary({"name": "v", "facets": [
         {"name": "Color", "values": ["Red", "Blue"]}, {"name": "PN", "extractive": True}]})
-    from tagsmith.evaluation.datasets import GoldItem
+    from tagsmith.gold import GoldItem
     from tagsmith.items import Item
 
     def item(i, color):

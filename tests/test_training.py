@@ -47,7 +47,7 @@ def test_answer_loss_is_the_models_own_loss_on_the_answer_tokens():
 
 def test_manifest_lists_only_vocabularies_the_items_used():
     """An adapter trained with a category held out must not claim (and be auto-picked for) it."""
-    from tagsmith.evaluation.datasets import GoldItem
+    from tagsmith.gold import GoldItem
     from tagsmith.items import Item
 
     vocabs = VocabularySet([parse_vocabulary({"name": n, "category": n.title(), "facets": [
@@ -141,7 +141,7 @@ def test_a_killed_run_resumes_from_its_checkpoint_with_the_same_losses(tiny_mode
                                                                          tmp_path, monkeypatch):
     from conftest import TRAIN_ITEMS
     from tagsmith import training
-    from tagsmith.evaluation.datasets import GoldItem
+    from tagsmith.gold import GoldItem
     from tagsmith.items import Item
 
     items = [GoldItem(Item(i, t), g) for i, t, g in TRAIN_ITEMS]

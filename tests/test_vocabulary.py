@@ -119,7 +119,7 @@ def test_train_only_wdc_vocabulary_holds_no_validation_only_value():
     """Validation figures are scored with `wdc-pave-train`: a value seen only in validation offers
     would hand the answer to the model through the vocabulary."""
     from conftest import WDC_LARGE, require_shared
-    from tagsmith.evaluation.datasets import load_dataset, split
+    from tagsmith.gold import load_dataset, split
     from tagsmith.text import fold
 
     require_shared()

@@ -44,9 +44,8 @@ class InputError(TagsmithError):
 class EngineError(TagsmithError):
     """A generation backend failed; carries what is known for diagnosis."""
 
-    def __init__(self, message: str, *, item_id: str | None = None, raw: str | None = None,
-                 retryable: bool = False):
-        self.item_id = item_id
+    def __init__(self, message: str, *, raw: str | None = None, retryable: bool = False):
+        #: the model's raw output, where one came back (e.g. an answer that breaks the schema)
         self.raw = raw
         self.retryable = retryable
         super().__init__(message)

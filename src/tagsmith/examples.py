@@ -21,7 +21,7 @@ from typing import Any
 from tagsmith.answers import target_answer
 from tagsmith.config import TaggingSettings
 from tagsmith.embeddings import TextEncoder
-from tagsmith.gold import GoldItem, canonical_gold
+from tagsmith.gold import GoldItem, canonical_gold, load_dataset
 from tagsmith.items import Item, clean_text
 from tagsmith.model_store import cache_dir
 from tagsmith.text import fold
@@ -125,8 +125,6 @@ def load_examples(path: str | Path, vocabularies: VocabularySet, *, k: int = 3,
     """An index over a gold file in any format `tagsmith eval --data` reads. Items whose id is in
     `exclude_ids` are left out of the pool: eval passes the ids it scores, so no scored item's
     gold is ever shown to the model."""
-    from tagsmith.evaluation.datasets import load_dataset
-
     skip = set(exclude_ids)
     pool = [g for g in load_dataset(path).items if g.item.id not in skip]
     return ExampleIndex(pool, vocabularies, k=k, settings=settings)

@@ -1,11 +1,31 @@
-"""Gold labels: an item with the values it should get. Shared by evaluation and training,
-so neither imports the other and nothing below the tagger imports either."""
+"""Gold-labelled data: items with the values they should get, and the files that hold them.
+
+Shared by evaluation, training and worked examples, so none of them imports another and
+nothing below the tagger imports evaluation or training. Loaders for WDC-PAVE, ExtractGPT
+(AE-110K/OA-Mine) and a generic JSONL all yield `GoldItem`s: the `Item` a tagger sees plus
+gold values per facet, where an empty list means the item has no value for that facet.
+
+Generic JSONL (bring your own), one object per line:
+
+    {"id": "17", "title": "...", "description": "...", "category": "...",
+     "gold": {"Color": ["Red"], "Material": []}}
+
+scored in `set` mode (every gold value is expected) unless the file's loader is told
+otherwise; WDC-PAVE and ExtractGPT are scored in `alternatives` mode, as published.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+from tagsmith.errors import InputError
 from tagsmith.items import Item
+from tagsmith.text import fold
 from tagsmith.vocabulary import VocabularySet
 
 
@@ -33,3 +53,112 @@ def canonical_gold(gold: dict[str, list[str]], vocabularies: VocabularySet | Non
         else:
             out[facet_name] = [((facet.canonical(v) if facet else None) or v) for v in values]
     return out
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    items: list[GoldItem]
+    #: "alternatives" (any gold value is right) or "set" (all gold values expected).
+    mode: str
+
+    @property
+    def ids(self) -> list[str]:
+        return [g.item.id for g in self.items]
+
+
+def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    if not path.is_file():
+        raise InputError(f"{path}: dataset file not found")
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for n, line in enumerate(handle, start=1):
+            if line.strip():
+                try:
+                    yield n, json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+
+
+def _target_scores_gold(scores: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    return {attr: [v for v in values if v != "n/a"] for attr, values in scores.items()}
+
+
+def load_wdc_pave(path: str | Path) -> Dataset:
+    p = Path(path)
+    items = [GoldItem(Item(str(r["id"]), r.get("input_title") or "", r.get("input_description") or "",
+                           r.get("category"), r), _target_scores_gold(r["target_scores"]))
+             for _, r in _records(p)]
+    return Dataset(f"wdc-pave:{p.parent.name}/{p.stem}", items, "alternatives")
+
+
+def load_extractgpt(path: str | Path) -> Dataset:
+    p = Path(path)
+    items = [GoldItem(Item(f"{p.stem}-{n}", r["input"], "", r.get("category"), r),
+                      _target_scores_gold(r["target_scores"])) for n, r in _records(p)]
+    return Dataset(f"extractgpt:{p.parent.name}/{p.stem}", items, "alternatives")
+
+
+def load_generic(path: str | Path, mode: str = "set") -> Dataset:
+    p = Path(path)
+    items = []
+    for n, r in _records(p):
+        gold = r.get("gold")
+        if not isinstance(gold, dict):
+            raise InputError(f"{p}:{n}: expected a 'gold' object of facet -> list of values")
+        items.append(GoldItem(Item(str(r.get("id", f"line-{n}")), r.get("title") or "",
+                                   r.get("description") or "", r.get("category"), r),
+                              {k: list(v) if isinstance(v, list) else [v] for k, v in gold.items()}))
+    return Dataset(f"jsonl:{p.stem}", items, mode)
+
+
+def load_dataset(spec: str | Path) -> Dataset:
+    """Pick the loader from the file's records: WDC-PAVE, ExtractGPT or generic."""
+    p = Path(spec)
+    first = next((r for _, r in _records(p)), None)
+    if first is None:
+        raise InputError(f"{p}: dataset is empty")
+    if "input_title" in first and "target_scores" in first:
+        return load_wdc_pave(p)
+    if "input" in first and "target_scores" in first:
+        return load_extractgpt(p)
+    return load_generic(p)
+
+
+def in_validation(item_id: str, fraction: float = 0.2) -> bool:
+    """Stable split by id hash: the same items are held out on every machine and run."""
+    h = int(hashlib.sha256(item_id.encode()).hexdigest()[:8], 16)
+    return h / 0xFFFFFFFF < fraction
+
+
+def split(dataset: Dataset, part: str, fraction: float = 0.2) -> Dataset:
+    """`part` is "validation" (a stable `fraction` by id), "train" (the rest) or "all"."""
+    if part == "all":
+        return dataset
+    if part not in ("train", "validation"):
+        raise InputError(f"unknown split {part!r} (use train, validation or all)")
+    want = part == "validation"
+    items = [g for g in dataset.items if in_validation(g.item.id, fraction) == want]
+    return Dataset(f"{dataset.name}[{part}]", items, dataset.mode)
+
+
+def select_categories(dataset: Dataset, include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> Dataset:
+    """Keep (or drop) items by category, e.g. to hold a whole category out of training and
+    tag it as a vocabulary the adapter never saw. Names match ignoring case, spaces, '-' and
+    '_' ("office-products" = "Office Products"); an unknown name is an error, since a typo
+    would silently hold out nothing."""
+    if not include and not exclude:
+        return dataset
+    def key(name: str | None) -> str:
+        return fold((name or "").replace("-", " ").replace("_", " "))
+
+    present = {key(g.item.category): g.item.category for g in dataset.items if g.item.category}
+    for name in (*include, *exclude):
+        if key(name) not in present:
+            known = ", ".join(sorted(present.values())) or "none: the items carry no category"
+            raise InputError(f"no items of category {name!r} in {dataset.name} (categories: {known})")
+    keep = {key(n) for n in include}
+    drop = {key(n) for n in exclude}
+    items = [g for g in dataset.items
+             if (not keep or key(g.item.category) in keep) and key(g.item.category) not in drop]
+    label = ",".join([*include, *(f"-{n}" for n in exclude)])
+    return Dataset(f"{dataset.name}[{label}]", items, dataset.mode)

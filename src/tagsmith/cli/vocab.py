@@ -69,7 +69,7 @@ def vocab_recall(data_path: Path, vocab_spec: str, ks: tuple[int, ...], part: st
     """
     from tagsmith.config import TaggingSettings
     from tagsmith.embeddings import TextEncoder
-    from tagsmith.evaluation.datasets import load_dataset, split
+    from tagsmith.gold import load_dataset, split
     from tagsmith.shortlist import recall_at_k
     from tagsmith.tagger import clean_item
     from tagsmith.vocabulary import resolve_vocabularies

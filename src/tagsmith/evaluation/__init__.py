@@ -11,7 +11,7 @@ from typing import Any
 __all__ = ["EvalPlan", "Report", "evaluate"]
 
 
-def __getattr__(name: str) -> Any:  # lazy: `import tagsmith.evaluation.datasets` stays light
+def __getattr__(name: str) -> Any:  # lazy: `import tagsmith.gold` stays light
     if name in __all__:
         from tagsmith.evaluation import matrix as module
 

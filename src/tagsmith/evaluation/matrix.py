@@ -18,7 +18,7 @@ from tagsmith.config import Settings, load_settings
 from tagsmith.engines import Engine, create_engine
 from tagsmith.errors import InputError
 from tagsmith.evaluation import report
-from tagsmith.evaluation.datasets import Dataset, load_dataset, select_categories, split
+from tagsmith.gold import Dataset, load_dataset, select_categories, split
 from tagsmith.evaluation.runner import RunConfig, RunResult, run
 from tagsmith.prompts import PromptTemplate, load_template
 from tagsmith.examples import ExampleIndex

@@ -18,8 +18,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from tagsmith.evaluation.datasets import Dataset
-from tagsmith.gold import GoldItem, canonical_gold
+from tagsmith.gold import Dataset, GoldItem, canonical_gold
 from tagsmith.parsing import Reason
 from tagsmith.evaluation.metrics import Scores, SlotScore, aggregate, score_slot
 from tagsmith.results_store import ResultsFile
