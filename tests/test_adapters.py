@@ -102,3 +102,33 @@ def test_auto_engine_merges_an_adapter_for_vllm_on_cpu(tmp_path, monkeypatch):
     # asked for by name: kept as asked (LoRA applied by the engine)
     assert placement("vllm", "embedded", str(folder), []) == ("vllm", "embedded", str(folder))
     assert placement("transformers", "embedded", str(folder), []) == ("transformers", "embedded", str(folder))
+
+
+def test_adapter_without_manifest_is_refused_for_another_base_model(tmp_path):
+    """peft's own adapter_config.json names the base model: enough to refuse a mismatch."""
+    from tagsmith.adapters import check_adapter
+
+    folder = tmp_path / "foreign"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "Qwen/Qwen2.5-0.5B"}))
+    with pytest.raises(TagsmithError, match="trained on 'Qwen/Qwen2.5-0.5B', not 'smollm2-135m-instruct'"):
+        check_adapter(folder, MODEL)
+    (folder / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "smollm2-135m-instruct"}))
+    assert "no manifest.json" in check_adapter(folder, MODEL)[0]
+
+
+def test_a_model_folder_keeps_its_id_when_moved(tmp_path):
+    """Adapters and caches record a folder model by name and config, not by path."""
+    from tagsmith.model_store import model_id, resolve_model
+
+    a = tmp_path / "a" / "my-model"
+    a.mkdir(parents=True)
+    (a / "config.json").write_text('{"model_type": "llama"}')
+    before = model_id(str(a))
+    moved = tmp_path / "b" / "my-model"
+    moved.parent.mkdir()
+    a.rename(moved)
+    assert model_id(str(moved)) == before == resolve_model(str(moved)).model_id
+    assert before.startswith("my-model@")
+    (moved / "config.json").write_text('{"model_type": "llama", "hidden_size": 8}')
+    assert model_id(str(moved)) != before  # another model under the same name is not the same id
