@@ -7,6 +7,7 @@ and whitespace rule as the offline vLLM engine.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
@@ -16,6 +17,21 @@ from pathlib import Path
 from tagsmith.adapters import is_adapter
 from tagsmith.errors import ConfigError
 from tagsmith.model_store import resolve_model
+
+
+def server_dtype() -> str:
+    """bfloat16 on a GPU or a CPU that has it natively; float32 elsewhere (emulated bf16 is slow)."""
+    from tagsmith.device import pick_dtype
+
+    return pick_dtype("auto", "cuda" if _cuda() else "cpu")
+
+
+def _cuda() -> bool:
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def parse_adapters(specs: Sequence[str]) -> list[str]:
@@ -38,11 +54,13 @@ def server_command(model: str | None, adapters: Sequence[str] = (), *, host: str
                   **({"disable_any_whitespace": True} if structured_backend in ("guidance", "xgrammar") else {})}
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", location.path,
            "--served-model-name", model or "embedded", "--host", host, "--port", str(port),
-           "--max-model-len", str(max_model_len), "--dtype", "bfloat16",
+           "--max-model-len", str(max_model_len), "--dtype", server_dtype(),
            "--structured-outputs-config", json.dumps(structured)]
     if adapters:
         cmd += ["--enable-lora", "--lora-modules", *parse_adapters(adapters)]
     cmd += list(extra)
     env = dict(os.environ)
     env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    if not _cuda():
+        env.setdefault("VLLM_CPU_OMP_THREADS_BIND", ",".join(str(c) for c in sorted(os.sched_getaffinity(0))))
     return cmd, env

