@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 def test_wdc_offers_and_hostile_items_in_one_batch(embedded_engine):
     require_shared()
     vocabularies = resolve_vocabularies("wdc-pave")
-    tagger = Tagger(embedded_engine, vocabularies, load_template("default"),
+    tagger = Tagger(embedded_engine, vocabularies, load_template("compact"),
                     TaggingSettings(max_text_chars=600))
     offers = list(read_items(WDC_TRAIN))[:4]
     hostile = [

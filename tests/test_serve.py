@@ -90,7 +90,7 @@ def test_fifty_concurrent_requests_each_in_vocabulary(server):
     vocabularies = resolve_vocabularies("wdc-pave")
     items = list(read_items(WDC_TRAIN))[:50]
     tagger = Tagger(OpenAIEngine("embedded", base_url=server, concurrency=50), vocabularies,
-                    load_template("default"))
+                    load_template("compact"))
     results = tagger.tag_batch(items)
     assert [r.id for r in results] == [i.id for i in items]
     for item, r in zip(items, results, strict=True):

@@ -70,13 +70,16 @@ class Dataset:
 def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     if not path.is_file():
         raise InputError(f"{path}: dataset file not found")
-    with path.open(encoding="utf-8", errors="replace") as handle:
+    with path.open(encoding="utf-8-sig", errors="replace") as handle:
         for n, line in enumerate(handle, start=1):
             if line.strip():
                 try:
-                    yield n, json.loads(line)
+                    record = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise InputError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+                if not isinstance(record, dict):
+                    raise InputError(f"{path}:{n}: expected a JSON object per line")
+                yield n, record
 
 
 def _target_scores_gold(scores: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
@@ -98,6 +101,20 @@ def load_extractgpt(path: str | Path) -> Dataset:
     return Dataset(f"extractgpt:{p.parent.name}/{p.stem}", items, "alternatives")
 
 
+def _values(p: Path, n: int, facet: str, v: Any) -> list[str]:
+    values = v if isinstance(v, list) else [] if v is None else [v]
+    if not all(isinstance(x, str) for x in values):
+        raise InputError(f"{p}:{n}: gold {facet!r}: expected a string or a list of strings, got {json.dumps(v)[:60]}")
+    return values
+
+
+def _text(p: Path, n: int, r: dict[str, Any], key: str) -> str:
+    v = r.get(key)
+    if v is not None and not isinstance(v, str):
+        raise InputError(f"{p}:{n}: {key!r} must be a string")
+    return v or ""
+
+
 def load_generic(path: str | Path, mode: str = "set") -> Dataset:
     p = Path(path)
     items = []
@@ -105,23 +122,40 @@ def load_generic(path: str | Path, mode: str = "set") -> Dataset:
         gold = r.get("gold")
         if not isinstance(gold, dict):
             raise InputError(f"{p}:{n}: expected a 'gold' object of facet -> list of values")
-        items.append(GoldItem(Item(str(r.get("id", f"line-{n}")), r.get("title") or "",
-                                   r.get("description") or "", r.get("category"), r),
-                              {k: list(v) if isinstance(v, list) else [v] for k, v in gold.items()}))
+        category = r.get("category")
+        items.append(GoldItem(Item(str(r.get("id", f"line-{n}")), _text(p, n, r, "title"), _text(p, n, r, "description"),
+                                   str(category) if category is not None else None, r),
+                              {str(k): _values(p, n, k, v) for k, v in gold.items()}))
     return Dataset(f"jsonl:{p.stem}", items, mode)
 
 
 def load_dataset(spec: str | Path) -> Dataset:
-    """Pick the loader from the file's records: WDC-PAVE, ExtractGPT or generic."""
+    """Pick the loader from the file's records: WDC-PAVE, ExtractGPT or generic. A record that
+    does not fit its format, or an id given twice, is an error naming the file and line."""
     p = Path(spec)
     first = next((r for _, r in _records(p)), None)
     if first is None:
         raise InputError(f"{p}: dataset is empty")
-    if "input_title" in first and "target_scores" in first:
-        return load_wdc_pave(p)
-    if "input" in first and "target_scores" in first:
-        return load_extractgpt(p)
-    return load_generic(p)
+    try:
+        if "input_title" in first and "target_scores" in first:
+            dataset = load_wdc_pave(p)
+        elif "input" in first and "target_scores" in first:
+            dataset = load_extractgpt(p)
+        else:
+            dataset = load_generic(p)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise InputError(f"{p}: a record does not fit the {_format(first)} format ({type(exc).__name__}: {exc})") from None
+    seen: dict[str, int] = {}
+    for n, g in enumerate(dataset.items, start=1):
+        if g.item.id in seen:
+            raise InputError(f"{p}: id {g.item.id!r} appears twice (records {seen[g.item.id]} and {n}); "
+                             "each item must be scored once")
+        seen[g.item.id] = n
+    return dataset
+
+
+def _format(first: dict[str, Any]) -> str:
+    return "WDC-PAVE" if "input_title" in first else "ExtractGPT" if "input" in first else "generic"
 
 
 def in_validation(item_id: str, fraction: float = 0.2) -> bool:

@@ -131,7 +131,9 @@ def item_from_record(record: dict[str, Any], fields: FieldMap, fallback_id: str)
 
 
 def read_items(path: str | Path, fields: FieldMap | None = None) -> Iterator[Item]:
-    """Yield items from a .jsonl or .csv file; bytes that are not UTF-8 are replaced, not fatal.
+    """Yield items from a .jsonl or .csv file. A byte-order mark (spreadsheets' "CSV UTF-8") is
+    skipped; bytes that are not UTF-8 are replaced, not fatal. A file without a title column
+    (CSV header, or the first JSON record) is an error naming the columns it has.
 
     Items without an id get `line-N`, so re-runs can still skip what is done.
     """
@@ -143,14 +145,17 @@ def read_items(path: str | Path, fields: FieldMap | None = None) -> Iterator[Ite
     if suffix not in (".jsonl", ".ndjson", ".csv"):
         raise InputError(f"{p}: unsupported input format (use .jsonl or .csv)")
     try:
-        handle = p.open(encoding="utf-8", errors="replace", newline="")
+        handle = p.open(encoding="utf-8-sig", errors="replace", newline="")
     except OSError as exc:
         raise InputError(f"{p}: cannot read ({exc})") from None
     with handle:
         if suffix == ".csv":
-            for n, row in enumerate(csv.DictReader(handle), start=2):
+            reader = csv.DictReader(handle)
+            _check_title(p, reader.fieldnames or [], fields)
+            for n, row in enumerate(reader, start=2):
                 yield item_from_record(dict(row), fields, f"line-{n}")
             return
+        first = True
         for n, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -160,4 +165,15 @@ def read_items(path: str | Path, fields: FieldMap | None = None) -> Iterator[Ite
                 raise InputError(f"{p}:{n}: not valid JSON ({exc.msg})") from None
             if not isinstance(record, dict):
                 raise InputError(f"{p}:{n}: expected a JSON object per line")
+            if first:
+                _check_title(p, list(record), fields, line=n)
+                first = False
             yield item_from_record(record, fields, f"line-{n}")
+
+
+def _check_title(path: Path, columns: list[str], fields: FieldMap, line: int | None = None) -> None:
+    """Stop before tagging a whole file as empty items because its title column is named otherwise."""
+    if not any(name in columns for name in (*fields.title, *fields.description)):
+        where = f"{path}:{line}" if line else str(path)
+        raise InputError(f"{where}: no title column (looked for {', '.join(fields.title)}; found "
+                         f"{', '.join(columns[:12]) or 'none'}): name it with --title-field")

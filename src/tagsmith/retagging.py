@@ -18,7 +18,7 @@ from typing import Any
 from tagsmith.config import TaggingSettings
 from tagsmith.items import Item, read_items
 from tagsmith.results_store import ResultsFile, read_results
-from tagsmith.runtime import count_lines
+from tagsmith.runtime import count_lines, refuse_same_file
 from tagsmith.tagger import Tagger, clean_item
 from tagsmith.vocab_diff import VocabularyChange, plan_update, tag_diff
 from tagsmith.vocabulary import VocabularySet
@@ -41,7 +41,11 @@ def retag(make_tagger: Callable[[], Tagger], new: VocabularySet, changes: dict[s
     from tqdm import tqdm
 
     previous = read_results(previous_path)
-    store, diffs = ResultsFile(output_path), ResultsFile(diff_path)
+    for other in (input_path, previous_path):
+        refuse_same_file(other, output_path)
+        refuse_same_file(other, diff_path)
+    refuse_same_file(output_path, diff_path)
+    store, diffs = ResultsFile(output_path), ResultsFile(diff_path, required=("id",))
     tagger: Tagger | None = None
     stats = RetagStats()
     pending: list[tuple[Item, list[str], dict[str, list[str]]]] = []

@@ -20,6 +20,7 @@ from typing import Any
 from tagsmith.adapters import AUTO, NONE, AdapterChoice, choose_adapter, read_manifest
 from tagsmith.config import Settings, load_settings
 from tagsmith.engines import Engine, create_engine, resolve_engine_name
+from tagsmith.errors import InputError
 from tagsmith.examples import ExampleIndex, load_examples
 from tagsmith.items import Item
 from tagsmith.prompts import PromptTemplate, load_template
@@ -268,6 +269,12 @@ def tag_stream(tagger: Tagger, items: Iterable[Item], sink: Callable[[Sequence[T
     return stats
 
 
+def refuse_same_file(source: Path, output: Path) -> None:
+    """An output that is an input would be appended to (and its items taken for finished work)."""
+    if output.exists() and source.exists() and output.samefile(source):
+        raise InputError(f"{output}: the output is the input file; choose another --output")
+
+
 def count_lines(path: Path) -> int | None:
     """Items in a JSONL/CSV file, for a progress bar's total (None if it cannot be read)."""
     try:
@@ -292,6 +299,8 @@ class FileJob:
     def run(self, *, progress: bool = False, echo: Callable[[dict[str, Any]], None] | None = None,
             note: Callable[[str], None] = log.info) -> TagStats:
         """Tag what the output does not hold yet. Without an output, each record goes to `echo`."""
+        if self.output_path:
+            refuse_same_file(self.input_path, self.output_path)
         store = ResultsFile(self.output_path) if self.output_path else None
         done = set(store.done) if store else set()
         if store and store.repaired:

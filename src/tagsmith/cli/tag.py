@@ -101,3 +101,6 @@ def tag(text: str | None, vocab: str, input_path: Path | None, output_path: Path
     dup = f", {stats.duplicate_ids} duplicate ids skipped" if stats.duplicate_ids else ""
     say(f"tagged {stats.tagged} items ({stats.errors} with errors{skipped}{dup})"
         + (f" -> {output_path}" if output_path else ""))
+    if stats.tagged and stats.errors == stats.tagged:
+        say("every item failed (see each line's 'error'); nothing was tagged")
+        sys.exit(1)

@@ -63,6 +63,13 @@ def train(data_path: Path, part: str, categories: tuple[str, ...], excluded: tup
     from tagsmith.training import TrainSettings, train as run_training, write_manifest
     from tagsmith.vocabulary import resolve_vocabularies
 
+    from tagsmith.adapters import is_adapter
+    from tagsmith.errors import InputError
+
+    if out_dir.is_file() or (out_dir.is_dir() and any(out_dir.iterdir()) and not is_adapter(out_dir)
+                             and not (out_dir / ".checkpoint").is_dir()):
+        raise InputError(f"{out_dir}: exists and is not an adapter folder (nor a checkpoint to resume); "
+                         "choose a new or empty --out")
     settings = load_settings(None, {"model": {"name": model}, "tagging": {"template": template}})
     vocabularies = resolve_vocabularies(vocab)
     prompt = load_template(settings.tagging.template)

@@ -111,7 +111,7 @@ def llm_runs(engine_name: str, model_spec: str | None, runs: Sequence[tuple[str 
             kind="llm",
             settings={"model": model_spec, "template": prompt.name, "template_digest": prompt.digest,
                       "vocabularies": sorted(v.digest for v in vocabularies), "engine": engine_name,
-                      "engine_options": settings.engine_options(engine_name),
+                      "engine_options": options, "dtype": run_dtype(options),
                       "tagging": settings.tagging.model_dump(), "adapter": adapter,
                       "examples": examples.digest if examples else None,
                       **({"adapter_digest": folder_digest(adapter)} if adapter and Path(adapter).is_dir() else {})})
@@ -128,6 +128,16 @@ def llm_runs(engine_name: str, model_spec: str | None, runs: Sequence[tuple[str 
     if engine is not None and not borrowed:
         engine.close()
     return results
+
+
+def run_dtype(options: dict[str, Any]) -> str:
+    """The dtype a local engine will compute in here ('auto' resolved): bfloat16 and float32
+    generations differ, so they must not share an eval cache."""
+    import torch
+
+    from tagsmith.device import pick_dtype
+
+    return pick_dtype(str(options.get("dtype", "auto")), "cuda" if torch.cuda.is_available() else "cpu")
 
 
 def baseline_run(train: Dataset, dataset: Dataset, vocabularies: VocabularySet) -> RunResult:
