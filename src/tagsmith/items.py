@@ -59,6 +59,13 @@ class _TextExtractor(HTMLParser):
             self.parts.append(data)
 
 
+#: Chat-format control tokens of common model families (ChatML/Llama 3/Phi `<|...|>`, Gemma turns,
+#: Llama 2/Mistral `<s>`, `[INST]`, `<<SYS>>`). Item text is data: written into a prompt as they
+#: are, a tokenizer would read them as real role switches. A space after their first character
+#: keeps them readable and makes them ordinary text for every tokenizer.
+CONTROL_TOKENS = re.compile(r"<\|[^<>|\s]{1,40}\|>|<(?:start|end)_of_turn>|</?s>|\[/?INST\]|<</?SYS>>")
+
+
 def strip_html(text: str) -> str:
     parser = _TextExtractor()
     parser.feed(text)
@@ -81,6 +88,9 @@ def clean_text(text: str, *, max_chars: int | None = None, html_to_text: bool = 
         notes.append("invalid characters replaced")
     text = "".join(c if unicodedata.category(c)[0] != "C" else " " for c in text)
     text = " ".join(text.split())
+    text, n = CONTROL_TOKENS.subn(lambda m: f"{m.group(0)[0]} {m.group(0)[1:]}", text)
+    if n:
+        notes.append("chat control tokens neutralized")
     if max_chars is not None and len(text) > max_chars:
         cut = text.rfind(" ", 0, max_chars + 1)
         text = text[: cut if cut > max_chars // 2 else max_chars].rstrip()
