@@ -22,9 +22,11 @@ def serve(answer):
             payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             seen.append(payload)
             content = answer(payload)
+            status = content if isinstance(content, int) else 200 if content is not None else 500
             body = json.dumps({"choices": [{"message": {"content": content}, "finish_reason": "stop"}],
-                               "usage": {"prompt_tokens": 3, "completion_tokens": 2}}).encode()
-            self.send_response(200 if content is not None else 500)
+                               "usage": {"prompt_tokens": 3, "completion_tokens": 2}} if status == 200 else
+                              {"error": {"message": "too long for the context"}}).encode()
+            self.send_response(status)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -97,3 +99,12 @@ def test_server_errors_and_no_server(server_factory, small_vocab, template):
     with pytest.raises(EngineError, match="cannot reach an OpenAI-compatible server"):
         Tagger(OpenAIEngine(base_url="http://127.0.0.1:9/v1", timeout=2, retries=1), small_vocab,
                template).tag(Item("1", "x"))
+
+
+def test_a_request_the_server_refuses_is_that_items_error_only(server_factory, small_vocab, template):
+    answer = json.dumps({"Color": ["Red"], "Material": [], "Part Number": [], "Category": []})
+    url, _ = server_factory(lambda p: 400 if "HUGE" in p["messages"][0]["content"] else answer)
+    tagger = Tagger(OpenAIEngine("embedded", base_url=url, retries=0), small_vocab, template)
+    results = tagger.tag_batch([Item("ok", "red knife"), Item("big", "HUGE knife"), Item("ok2", "red pan")])
+    assert [r.error is None for r in results] == [True, False, True]
+    assert "answered 400" in results[1].error and results[0].tags == {"Color": ["Red"]}

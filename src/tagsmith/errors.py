@@ -44,8 +44,11 @@ class InputError(TagsmithError):
 class EngineError(TagsmithError):
     """A generation backend failed; carries what is known for diagnosis."""
 
-    def __init__(self, message: str, *, raw: str | None = None, retryable: bool = False):
+    def __init__(self, message: str, *, raw: str | None = None, retryable: bool = False,
+                 status: int | None = None):
         #: the model's raw output, where one came back (e.g. an answer that breaks the schema)
         self.raw = raw
         self.retryable = retryable
+        #: the HTTP status a server answered with, for remote engines
+        self.status = status
         super().__init__(message)

@@ -149,6 +149,10 @@ class Tagger:
         per_item = (time.perf_counter() - start) / max(1, len(items))
         for p, gen in zip(pending, generations, strict=True):
             assert p.vocabulary is not None
+            if gen.error is not None:
+                p.result = TagResult(p.item.id, {}, vocabulary=p.vocabulary.name, warnings=p.warnings,
+                                     error=gen.error)
+                continue
             parsed = parse_answer(gen.text, p.vocabulary, p.text)
             error = parsed.error
             if error and gen.finish_reason == "length":

@@ -31,8 +31,10 @@ class Generation:
     text: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    #: "stop" when the model finished, "length" when it hit max_tokens.
+    #: "stop" when the model finished, "length" when it hit max_tokens, "error" when this
+    #: request alone failed (`error` says why; the rest of the batch is unaffected).
     finish_reason: str = "stop"
+    error: str | None = None
 
 
 class Engine(ABC):

@@ -24,6 +24,9 @@ from tagsmith.errors import EngineError
 from tagsmith.schema import AnswerSchema
 
 DEFAULT_URL = "http://127.0.0.1:8000/v1"
+#: Answers that concern one request only (too long for the context, an invalid field): that item
+#: gets the error and the batch goes on. Others (unknown model or adapter, auth) stop the run.
+ITEM_ERRORS = {400, 413, 422}
 
 
 class OpenAIEngine(Engine):
@@ -65,7 +68,7 @@ class OpenAIEngine(Engine):
         except urllib.error.HTTPError as exc:
             body = exc.read().decode(errors="replace")[:300]
             raise EngineError(f"server at {self.base_url} answered {exc.code}: {body}",
-                              retryable=exc.code >= 500 or exc.code == 429) from None
+                              retryable=exc.code >= 500 or exc.code == 429, status=exc.code) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             raise EngineError(f"cannot reach an OpenAI-compatible server at {self.base_url} ({exc}); "
                               "start one with `tagsmith serve` or pass --base-url", retryable=True) from None
@@ -78,7 +81,12 @@ class OpenAIEngine(Engine):
             payload["response_format"] = {"type": "json_schema",
                                           "json_schema": {"name": "tags", "schema": schema, "strict": True}}
             payload["structured_outputs"] = {"json": schema}
-        data = self._post(payload)
+        try:
+            data = self._post(payload)
+        except EngineError as exc:
+            if exc.status in ITEM_ERRORS:  # this request is bad (too long, ...), not the run
+                return Generation(text="", finish_reason="error", error=str(exc))
+            raise
         try:
             choice = data["choices"][0]
             text = choice["message"]["content"] or ""
