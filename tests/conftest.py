@@ -65,9 +65,15 @@ def use_fake_engine(tmp_path, monkeypatch):
         config.write_text(f'[engine]\nname = "fake"\n[engine.fake]\nanswer = {json.dumps(text)}\n',
                           encoding="utf-8")
 
-    def spy(module):  # records each engine built, then builds it for real
+    def spy(module):  # builds each engine for real and keeps it, to count them and see their requests
         real = module.create_engine
-        monkeypatch.setattr(module, "create_engine", lambda *a, **k: created.append(a) or real(*a, **k))
+
+        def create(*args, **kwargs):
+            engine = real(*args, **kwargs)
+            created.append(engine)
+            return engine
+
+        monkeypatch.setattr(module, "create_engine", create)
 
     answer("{}")
     spy(runtime)

@@ -98,3 +98,21 @@ def test_evaluate_is_a_library_call(use_fake_engine, tmp_path, kitchen):
     saved = report.save(tmp_path / "runs")
     assert json.loads((saved / "summary.json").read_text())["n_items"] == 10
     assert len(use_fake_engine.created) == 1  # one engine for both templates
+
+
+def test_worked_examples_are_a_matrix_dimension_and_never_show_a_scored_item(use_fake_engine, tmp_path, kitchen):
+    use_fake_engine.answer(ANSWER)
+    data = tmp_path / "gold.jsonl"
+    rows = [{"id": str(i), "title": f"{'red' if i % 2 else 'black'} knife number{i}",
+             "gold": {"Color": ["Red" if i % 2 else "Black"]}} for i in range(40)]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = tagsmith.evaluate(tagsmith.EvalPlan(data=data, vocab=kitchen, adapters=["none"], baseline=False,
+                                                 examples=data, examples_k=[0, 2]))
+    assert [r.config.name for r in report.results] == ["embedded|default|fake", "embedded|default+2ex|fake"]
+    (engine,) = use_fake_engine.created
+    scored = {f"number{g.item.id}" for g in report.dataset.items}
+    with_examples = [r.messages[0]["content"] for r in engine.requests if "Products like it, tagged" in r.messages[0]["content"]]
+    assert len(with_examples) == len(scored)
+    for prompt in with_examples:  # the examples part holds only train-split items, never a scored one
+        shown = prompt.split("Now this product.")[0]
+        assert shown.count("JSON answer:") == 2 and not any(f"{s}\n" in shown for s in scored)

@@ -38,8 +38,9 @@ from tagsmith.cli.options import CONFIG_HELP, progress_option
               help="Gold-labelled JSONL whose items most similar to each scored item are shown in the prompt "
                    "as worked examples (scored items are never in the pool). Often the --data file itself: "
                    "with --split validation only its train items are shown.")
-@click.option("--examples-k", type=click.IntRange(0, 20), default=None,
-              help="Worked examples per item [default: 3].")
+@click.option("--examples-k", "examples_k", type=click.IntRange(0, 20), multiple=True,
+              help="Worked examples per item [default: 3]; repeat for a matrix (0 = a run without examples), "
+                   "e.g. --examples-k 0 --examples-k 3 compares both on the same items.")
 @click.option("--baseline/--no-baseline", default=True, show_default=True,
               help="Also train and score the TF-IDF + linear SVM baseline on the train split.")
 @click.option("--llm/--no-llm", default=True, show_default=True, help="Run the LLM configurations.")
@@ -55,7 +56,7 @@ from tagsmith.cli.options import CONFIG_HELP, progress_option
 @friendly_errors
 def eval_cmd(data_path: Path, part: str, categories: tuple[str, ...], excluded: tuple[str, ...], vocab: str,
              models: tuple[str, ...], templates: tuple[str, ...], engines: tuple[str, ...],
-             adapters: tuple[str, ...], examples: Path | None, examples_k: int | None, baseline: bool, llm: bool, limit: int | None, batch_size: int | None,
+             adapters: tuple[str, ...], examples: Path | None, examples_k: tuple[int, ...], baseline: bool, llm: bool, limit: int | None, batch_size: int | None,
              config: Path | None, out_dir: Path, fail_under: float | None, progress: bool) -> None:
     """Score configurations against gold labels and compare them on the same items.
 

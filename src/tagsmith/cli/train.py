@@ -57,7 +57,7 @@ def train(data_path: Path, part: str, categories: tuple[str, ...], excluded: tup
     """
     from tagsmith.config import load_settings
     from tagsmith.gold import Dataset, load_dataset, select_categories, split
-    from tagsmith.evaluation.matrix import llm_runs
+    from tagsmith.evaluation.matrix import LlmRun, llm_runs
     from tagsmith.prompts import load_template
     from tagsmith.runtime import placement
     from tagsmith.training import TrainSettings, train as run_training, write_manifest
@@ -99,8 +99,8 @@ def train(data_path: Path, part: str, categories: tuple[str, ...], excluded: tup
     engine_name, run_model, adapter = placement(settings.engine.name, settings.model.name,
                                                 str(Path(out_dir).resolve()), notes)
     say(*notes)
-    (run,) = llm_runs(engine_name, run_model, [(adapter, prompt)], validation, vocabularies, settings,
-                      progress=progress, examples=demonstrations)
+    (run,) = llm_runs(engine_name, run_model, [LlmRun(adapter, prompt, demonstrations)], validation, vocabularies,
+                      settings, progress=progress)
     s = run.scores
     interval = [s.f1_interval.low, s.f1_interval.high] if s.f1_interval else None
     write_manifest(Path(out_dir), {"validation": {"dataset": validation.name, "n_items": len(validation.items),

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tagsmith.config import Settings, load_settings
+from tagsmith.config import Settings, TaggingSettings, load_settings
 from tagsmith.engines import Engine, create_engine
 from tagsmith.errors import InputError
 from tagsmith.evaluation import report
@@ -44,9 +44,10 @@ class EvalPlan:
     baseline: bool = True
     llm: bool = True
     #: gold file whose items most similar to each scored item are shown as worked examples
-    #: (never a scored item: their ids are left out of the pool), and how many per item
+    #: (never a scored item: their ids are left out of the pool), and how many per item: each
+    #: count is a run of the matrix (0 = without examples), default the settings' examples_k
     examples: str | Path | None = None
-    examples_k: int | None = None
+    examples_k: Sequence[int] = ()
     limit: int | None = None
     batch_size: int | None = None
     config: str | Path | None = None
@@ -91,36 +92,51 @@ def model_label(model_spec: str | None) -> str:
     return path.name if path is not None and path.is_dir() else str(model_spec)
 
 
-def llm_runs(engine_name: str, model_spec: str | None, runs: Sequence[tuple[str | None, PromptTemplate]],
-             dataset: Dataset, vocabularies: VocabularySet, settings: Settings, *,
-             cache_dir: Path | None = None, progress: bool = False,
-             examples: ExampleIndex | None = None) -> list[RunResult]:
-    """One run per (adapter, template) pair on one (engine, model); the model loads once, and
-    only if some item is not cached yet. An engine this process already holds (`load_tagger` in
-    a notebook) is used and left open; one loaded here is closed at the end."""
+@dataclass(frozen=True)
+class LlmRun:
+    """One column of the matrix on a given engine and model."""
+
+    adapter: str | None
+    prompt: PromptTemplate
+    examples: ExampleIndex | None = None
+
+    @property
+    def key(self) -> tuple[str | None, str, int]:
+        return self.adapter, self.prompt.name, self.examples.k if self.examples else 0
+
+
+def llm_runs(engine_name: str, model_spec: str | None, runs: Sequence[LlmRun], dataset: Dataset,
+             vocabularies: VocabularySet, settings: Settings, *, cache_dir: Path | None = None,
+             progress: bool = False) -> list[RunResult]:
+    """One run per (adapter, template, worked examples) on one (engine, model); the model loads
+    once, and only if some item is not cached yet. An engine this process already holds
+    (`load_tagger` in a notebook) is used and left open; one loaded here is closed at the end."""
     from tagsmith.model_store import folder_digest
 
     options = settings.engine_options(engine_name)
     engine: Engine | None = loaded_engine(engine_name, model_spec, options)
     borrowed = engine is not None
     results = []
-    for adapter, prompt in runs:
+    for r in runs:
+        adapter, prompt, examples = r.adapter, r.prompt, r.examples
+        tagging = settings.tagging.model_copy(update={"examples": None} if examples is None else
+                                              {"examples": settings.tagging.examples, "examples_k": examples.k})
         cfg = RunConfig(
             name=(f"{model_label(model_spec)}{'+' + Path(adapter).name if adapter else ''}"
-                  f"|{prompt.name}|{engine_name}"),
+                  f"|{prompt.name}{f'+{examples.k}ex' if examples else ''}|{engine_name}"),
             kind="llm",
             settings={"model": model_spec, "template": prompt.name, "template_digest": prompt.digest,
                       "vocabularies": sorted(v.digest for v in vocabularies), "engine": engine_name,
                       "engine_options": options, "dtype": run_dtype(options),
-                      "tagging": settings.tagging.model_dump(), "adapter": adapter,
+                      "tagging": tagging.model_dump(), "adapter": adapter,
                       "examples": examples.digest if examples else None,
                       **({"adapter_digest": folder_digest(adapter)} if adapter and Path(adapter).is_dir() else {})})
 
-        def predict(batch: Any, _prompt: PromptTemplate = prompt, _adapter: str | None = adapter) -> list[dict[str, Any]]:
+        def predict(batch: Any, _run: LlmRun = r, _tagging: TaggingSettings = tagging) -> list[dict[str, Any]]:
             nonlocal engine
             if engine is None:
                 engine = create_engine(engine_name, model_spec, **options)
-            tagger = Tagger(engine, vocabularies, _prompt, settings.tagging, adapter=_adapter, examples=examples)
+            tagger = Tagger(engine, vocabularies, _run.prompt, _tagging, adapter=_run.adapter, examples=_run.examples)
             return [r.to_dict() for r in tagger.tag_batch([g.item for g in batch])]
 
         results.append(run(cfg, dataset, predict, cache_dir=cache_dir, vocabularies=vocabularies,
@@ -154,8 +170,7 @@ def baseline_run(train: Dataset, dataset: Dataset, vocabularies: VocabularySet) 
 def evaluate(plan: EvalPlan) -> Report:
     """Score every configuration of `plan` on the same items and compare them."""
     settings = load_settings(plan.config, {"engine": {"batch_size": plan.batch_size},
-                                           "tagging": {"examples": str(plan.examples) if plan.examples else None,
-                                                       "examples_k": plan.examples_k}})
+                                           "tagging": {"examples": str(plan.examples) if plan.examples else None}})
     vocabularies = resolve_vocabularies(plan.vocab)
     full = select_categories(load_dataset(plan.data), tuple(plan.categories), tuple(plan.exclude_categories))
     dataset = split(full, plan.split)
@@ -170,9 +185,11 @@ def evaluate(plan: EvalPlan) -> Report:
         # never show a scored item's gold; when scoring validation, no validation item's at all
         # (the baseline trains on the train split only, and so may the examples)
         hidden = [*dataset.ids, *(split(full, "validation").ids if plan.split == "validation" else [])]
-        examples = example_index(settings, vocabularies, exclude_ids=hidden)
-        # (engine, model) -> each (adapter, template) once; 'auto' may place an adapter per engine
-        groups: dict[tuple[str, str | None], dict[tuple[str | None, str], tuple[str | None, PromptTemplate]]] = {}
+        counts = plan.examples_k or ([settings.tagging.examples_k] if settings.tagging.examples else [0])
+        demos = {k: example_index(settings.model_copy(update={"tagging": settings.tagging.model_copy(
+            update={"examples_k": k})}), vocabularies, exclude_ids=hidden) for k in dict.fromkeys(counts)}
+        # (engine, model) -> each (adapter, template, examples) once; 'auto' may place an adapter per engine
+        groups: dict[tuple[str, str | None], dict[tuple[str | None, str, int], LlmRun]] = {}
         for engine_spec in dict.fromkeys(plan.engines or (settings.engine.name,)):
             for model_spec in plan.models or (settings.model.name,):
                 for spec in plan.adapters or ("auto",):
@@ -180,10 +197,12 @@ def evaluate(plan: EvalPlan) -> Report:
                     notes.extend(n for n in p.notes if n not in notes)
                     runs = groups.setdefault((p.engine, p.model), {})
                     for prompt in prompts or [p.template]:
-                        runs.setdefault((p.adapter, prompt.name), (p.adapter, prompt))
+                        for index in demos.values():
+                            r = LlmRun(p.adapter, prompt, index)
+                            runs.setdefault(r.key, r)
         for (engine_name, model_spec), runs in groups.items():
             results.extend(llm_runs(engine_name, model_spec, list(runs.values()), dataset, vocabularies,
-                                    settings, cache_dir=plan.cache_dir, progress=plan.progress, examples=examples))
+                                    settings, cache_dir=plan.cache_dir, progress=plan.progress))
     if plan.baseline:
         train = split(full, "train") if plan.split == "validation" else None
         if train is None or not train.items:
