@@ -109,20 +109,22 @@ class Tagger:
 
     def _add_requests(self, prepared: list[_Prepared]) -> None:
         """Render each pending item's prompt and schema: from its vocabulary, or for a vocabulary
-        with large facets, from the item's own shortlist of it (one embedding batch per vocabulary)."""
+        with large facets, from the item's own shortlist of it; with worked examples, each item's
+        nearest labelled items (one embedding batch per vocabulary for each)."""
         pending = [p for p in prepared if p.result is None and p.vocabulary is not None]
+        groups: dict[str, list[_Prepared]] = {}
+        for p in pending:
+            assert p.vocabulary is not None
+            groups.setdefault(p.vocabulary.name, []).append(p)
         shown: dict[int, Vocabulary] = {}
-        for name in self._needs_shortlist:
-            group = [p for p in pending if p.vocabulary is not None and p.vocabulary.name == name]
-            if group:
-                vocab = group[0].vocabulary
-                assert vocab is not None
+        demos: dict[int, list[Any]] = {}
+        for name, group in groups.items():
+            vocab = group[0].vocabulary
+            assert vocab is not None
+            if name in self._needs_shortlist:
                 for p, small in zip(group, self.shortlister.restrict(vocab, [p.text for p in group]), strict=True):
                     shown[id(p)] = small
-        demos: dict[int, list[Any]] = {}
-        if self.examples is not None:
-            for name in {p.vocabulary.name for p in pending if p.vocabulary is not None}:
-                group = [p for p in pending if p.vocabulary is not None and p.vocabulary.name == name]
+            if self.examples is not None:
                 for p, found in zip(group, self.examples.nearest(name, [p.item for p in group]), strict=True):
                     demos[id(p)] = found
         for p in pending:
