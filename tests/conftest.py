@@ -156,7 +156,8 @@ TRAIN_ITEMS = [("1", "Red steel chef knife AB-12", {"Color": ["Red"], "Material"
 
 @pytest.fixture(scope="session")
 def trained_adapter(tmp_path_factory):
-    """A real (tiny) LoRA trained with `tagsmith.training.train` on four items: ~1 min on CPU."""
+    """A real (tiny) LoRA trained with `tagsmith.training.train` on four items (10 epochs: in float32
+    on a CPU without bf16, 6 were not always enough to learn "Red" from one example): ~1 min."""
     from tagsmith.gold import GoldItem
     from tagsmith.items import Item
     from tagsmith.training import TrainSettings, train
@@ -165,6 +166,6 @@ def trained_adapter(tmp_path_factory):
     items = [GoldItem(Item(i, t), g) for i, t, g in TRAIN_ITEMS]
     out = tmp_path_factory.mktemp("train") / "tiny-lora"
     result = train(items, VocabularySet([parse_vocabulary(SMALL_VOCAB)]), load_template("default"), out,
-                   settings=TrainSettings(rank=8, alpha=16, epochs=6, batch_size=2, learning_rate=1e-3,
+                   settings=TrainSettings(rank=8, alpha=16, epochs=10, batch_size=2, learning_rate=1e-3,
                                           target_modules=("q_proj", "v_proj")), progress=False)
     return out, result
