@@ -12,7 +12,6 @@ from tagsmith.evaluation.runner import RunConfig, run
 from tagsmith.gold import canonical_gold, load_dataset, select_categories, split
 from tagsmith.vocabulary import VocabularySet, parse_vocabulary
 
-from conftest import SMALL_VOCAB
 
 
 def write_jsonl(path, records):
