@@ -107,3 +107,18 @@ def test_vocab_commands():
     r = run("vocab", "schema", "src/tagsmith/vocabularies/wdc-pave/jewelry.yaml")
     assert json.loads(r.stdout)["title"] == "wdc-pave/jewelry"
     assert "wdc-pave" in run("vocab", "list").output
+
+
+def test_serve_keeps_the_key_off_command_lines_and_warns_when_exposed(monkeypatch):
+    from tagsmith import serving
+
+    monkeypatch.setattr(serving, "resolve_model", lambda spec: type("L", (), {"path": "/m"})())
+    r = run("serve", "--dry-run", "--host", "0.0.0.0")
+    assert r.exit_code == 0 and "without an API key" in r.stderr
+    r = CliRunner(env={"TAGSMITH_API_KEY": "s3cret-key"}).invoke(main, ["serve", "--dry-run", "--host", "0.0.0.0"])
+    assert r.exit_code == 0 and "s3cret-key" not in r.output and "without an API key" not in r.output
+    cmd, env = serving.server_command(None, api_key="s3cret-key")
+    assert "s3cret-key" not in " ".join(cmd) and env["VLLM_API_KEY"] == "s3cret-key"
+    r = run("serve", "--dry-run", "--", "--api-key", "x")
+    assert r.exit_code == 2 and "not to vLLM" in r.output
+    assert not run("serve", "--dry-run").stderr.count("without an API key")

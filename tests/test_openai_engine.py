@@ -108,3 +108,15 @@ def test_a_request_the_server_refuses_is_that_items_error_only(server_factory, s
     results = tagger.tag_batch([Item("ok", "red knife"), Item("big", "HUGE knife"), Item("ok2", "red pan")])
     assert [r.error is None for r in results] == [True, False, True]
     assert "answered 400" in results[1].error and results[0].tags == {"Color": ["Red"]}
+
+
+def test_a_key_is_sent_only_where_it_was_given(monkeypatch):
+    from tagsmith.engines.openai_server import key_for
+
+    monkeypatch.delenv("TAGSMITH_OPENAI_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
+    assert key_for("http://10.0.0.5:8000/v1") is None  # not to whatever --base-url names
+    assert key_for("https://api.openai.com/v1") == "sk-secret"
+    monkeypatch.setenv("TAGSMITH_OPENAI_KEY", "ts-key")
+    assert key_for("http://127.0.0.1:8000/v1") == "ts-key"
+    assert OpenAIEngine("embedded", base_url="http://127.0.0.1:9/v1", api_key="explicit").api_key == "explicit"

@@ -19,6 +19,18 @@ from tagsmith.errors import ConfigError
 from tagsmith.model_store import resolve_model
 
 
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def server_dtype() -> str:
     """bfloat16 on a GPU or a CPU that has it natively; float32 elsewhere (emulated bf16 is slow)."""
     from tagsmith.device import pick_dtype
@@ -47,8 +59,9 @@ def parse_adapters(specs: Sequence[str]) -> list[str]:
 
 def server_command(model: str | None, adapters: Sequence[str] = (), *, host: str = "127.0.0.1", port: int = 8000,
                    max_model_len: int = 4096, structured_backend: str = "guidance",
-                   extra: Sequence[str] = ()) -> tuple[list[str], dict[str, str]]:
-    """(argv, environment) that run the server; `extra` goes to vLLM as it is."""
+                   extra: Sequence[str] = (), api_key: str | None = None) -> tuple[list[str], dict[str, str]]:
+    """(argv, environment) that run the server; `extra` goes to vLLM as it is. An API key goes
+    into the environment (vLLM reads VLLM_API_KEY), never into argv, which any user can list."""
     location = resolve_model(model)
     structured = {"backend": structured_backend,
                   **({"disable_any_whitespace": True} if structured_backend in ("guidance", "xgrammar") else {})}
@@ -60,6 +73,8 @@ def server_command(model: str | None, adapters: Sequence[str] = (), *, host: str
         cmd += ["--enable-lora", "--lora-modules", *parse_adapters(adapters)]
     cmd += list(extra)
     env = dict(os.environ)
+    if api_key:
+        env["VLLM_API_KEY"] = api_key
     env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     if not _cuda():
         env.setdefault("VLLM_CPU_OMP_THREADS_BIND", ",".join(str(c) for c in sorted(os.sched_getaffinity(0))))

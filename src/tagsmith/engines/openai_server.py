@@ -29,6 +29,19 @@ DEFAULT_URL = "http://127.0.0.1:8000/v1"
 ITEM_ERRORS = {400, 413, 422}
 
 
+def key_for(base_url: str) -> str | None:
+    """The key to send to `base_url`: $TAGSMITH_OPENAI_KEY (given for tagsmith's server), and
+    $OPENAI_API_KEY only to OpenAI's own API: a key for one service is never sent to another
+    address just because --base-url names it."""
+    from urllib.parse import urlparse
+
+    if os.environ.get("TAGSMITH_OPENAI_KEY"):
+        return os.environ["TAGSMITH_OPENAI_KEY"]
+    if urlparse(base_url).hostname == "api.openai.com":
+        return os.environ.get("OPENAI_API_KEY")
+    return None
+
+
 class OpenAIEngine(Engine):
     name = "openai"
 
@@ -37,7 +50,7 @@ class OpenAIEngine(Engine):
                  check_schema: bool = True, retries: int = 3) -> None:
         self.model_id = model or "embedded"
         self.base_url = (base_url or os.environ.get("TAGSMITH_OPENAI_URL") or DEFAULT_URL).rstrip("/")
-        self.api_key = api_key or os.environ.get("TAGSMITH_OPENAI_KEY") or os.environ.get("OPENAI_API_KEY")
+        self.api_key = api_key or key_for(self.base_url)
         self.batch_size = batch_size
         self.concurrency = concurrency
         self.timeout = timeout
