@@ -169,3 +169,20 @@ def trained_adapter(tmp_path_factory):
                    settings=TrainSettings(rank=8, alpha=16, epochs=10, batch_size=2, learning_rate=1e-3,
                                           target_modules=("q_proj", "v_proj")), progress=False)
     return out, result
+
+
+def run_cli(*args):
+    """The real CLI in-process, arguments as strings (paths welcome)."""
+    from click.testing import CliRunner
+
+    from tagsmith.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def write_items(path, n, start=0):
+    """Append `n` Jewelry items with ids start.. to a JSONL file; returns the path."""
+    with open(path, "a", encoding="utf-8") as f:
+        for i in range(start, start + n):
+            f.write(json.dumps({"id": i, "title": f"ring {i}", "category": "Jewelry"}) + "\n")
+    return path

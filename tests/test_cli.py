@@ -7,6 +7,8 @@ from click.testing import CliRunner
 
 from tagsmith.cli import main
 
+from conftest import run_cli as run, write_items
+
 ANSWER = json.dumps({"Product Type": ["Rings/Bands"], "Brand": ["TACORI"], "Model Number": []})
 
 
@@ -14,16 +16,6 @@ ANSWER = json.dumps({"Product Type": ["Rings/Bands"], "Brand": ["TACORI"], "Mode
 def fake(use_fake_engine):
     use_fake_engine.answer(ANSWER)
     return use_fake_engine.created
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def write_items(path, n, start=0):
-    with open(path, "a", encoding="utf-8") as f:
-        for i in range(start, start + n):
-            f.write(json.dumps({"id": i, "title": f"ring {i}", "category": "Jewelry"}) + "\n")
 
 
 def test_tag_text(fake):

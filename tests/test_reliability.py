@@ -6,9 +6,8 @@ import fcntl
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from tagsmith.cli import main
+from conftest import run_cli as run, write_items
 
 ANSWER = json.dumps({"Product Type": ["Rings/Bands"], "Brand": ["TACORI"], "Model Number": []})
 
@@ -18,19 +17,8 @@ def fake(use_fake_engine):
     use_fake_engine.answer(ANSWER)
 
 
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def items(path, n, start=0):
-    with open(path, "a", encoding="utf-8") as f:
-        for i in range(start, start + n):
-            f.write(json.dumps({"id": i, "title": f"ring {i}", "category": "Jewelry"}) + "\n")
-    return path
-
-
 def test_output_that_is_the_input_is_refused_and_the_input_kept(tmp_path):
-    src = items(tmp_path / "in.jsonl", 3)
+    src = write_items(tmp_path / "in.jsonl", 3)
     before = src.read_bytes()
     r = run("tag", "-i", src, "-o", src, "--vocab", "wdc-pave")
     assert r.exit_code == 2 and "the output is the input file" in r.output
@@ -38,7 +26,7 @@ def test_output_that_is_the_input_is_refused_and_the_input_kept(tmp_path):
 
 
 def test_a_file_that_is_not_tagsmith_output_is_refused(tmp_path):
-    src, other = items(tmp_path / "in.jsonl", 3), items(tmp_path / "other.jsonl", 2)
+    src, other = write_items(tmp_path / "in.jsonl", 3), write_items(tmp_path / "other.jsonl", 2)
     before = other.read_bytes()
     r = run("tag", "-i", src, "-o", other, "--vocab", "wdc-pave")
     assert r.exit_code == 2 and "not tagsmith output" in r.output and other.read_bytes() == before
@@ -67,7 +55,7 @@ def test_no_title_column_is_a_one_line_error_before_anything_is_written(tmp_path
 
 
 def test_damage_in_the_middle_is_refused_with_its_line_and_nothing_is_deleted(tmp_path):
-    src, out = items(tmp_path / "in.jsonl", 6), tmp_path / "out.jsonl"
+    src, out = write_items(tmp_path / "in.jsonl", 6), tmp_path / "out.jsonl"
     assert run("tag", "-i", src, "-o", out, "--vocab", "wdc-pave", "--limit", 4, "-b", 2).exit_code == 0
     lines = out.read_text().splitlines()
     lines[1] = lines[1][:20]  # a damaged line with good lines after it
@@ -79,7 +67,7 @@ def test_damage_in_the_middle_is_refused_with_its_line_and_nothing_is_deleted(tm
 
 
 def test_a_second_writer_is_refused(tmp_path):
-    src, out = items(tmp_path / "in.jsonl", 3), tmp_path / "out.jsonl"
+    src, out = write_items(tmp_path / "in.jsonl", 3), tmp_path / "out.jsonl"
     with open(out, "a") as held:  # another run holds the output
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         r = run("tag", "-i", src, "-o", out, "--vocab", "wdc-pave")

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tagsmith.errors import InputError
-from tagsmith.items import Item
+from tagsmith.items import Item, jsonl_records
 from tagsmith.text import fold
 from tagsmith.vocabulary import VocabularySet
 
@@ -71,15 +71,7 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     if not path.is_file():
         raise InputError(f"{path}: dataset file not found")
     with path.open(encoding="utf-8-sig", errors="replace") as handle:
-        for n, line in enumerate(handle, start=1):
-            if line.strip():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
-                if not isinstance(record, dict):
-                    raise InputError(f"{path}:{n}: expected a JSON object per line")
-                yield n, record
+        yield from jsonl_records(handle, path)
 
 
 def _target_scores_gold(scores: dict[str, dict[str, Any]]) -> dict[str, list[str]]:

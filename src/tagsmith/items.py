@@ -13,7 +13,7 @@ import html
 import json
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -166,19 +166,26 @@ def read_items(path: str | Path, fields: FieldMap | None = None) -> Iterator[Ite
                 yield item_from_record(dict(row), fields, f"line-{n}")
             return
         first = True
-        for n, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{p}:{n}: not valid JSON ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise InputError(f"{p}:{n}: expected a JSON object per line")
+        for n, record in jsonl_records(handle, p):
             if first:
                 _check_title(p, list(record), fields, line=n)
                 first = False
             yield item_from_record(record, fields, f"line-{n}")
+
+
+def jsonl_records(lines: Iterable[str], path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line; a line that is not a JSON object is an
+    error naming the file and line. Items and gold files are both read through it."""
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise InputError(f"{path}:{n}: expected a JSON object per line")
+        yield n, record
 
 
 def _check_title(path: Path, columns: list[str], fields: FieldMap, line: int | None = None) -> None:
