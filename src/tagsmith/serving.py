@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tagsmith.adapters import is_adapter
+from tagsmith.engines.vllm_offline import cpu_list
 from tagsmith.errors import ConfigError
 from tagsmith.model_store import resolve_model
 
@@ -77,5 +78,5 @@ def server_command(model: str | None, adapters: Sequence[str] = (), *, host: str
         env["VLLM_API_KEY"] = api_key
     env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     if not _cuda():
-        env.setdefault("VLLM_CPU_OMP_THREADS_BIND", ",".join(str(c) for c in sorted(os.sched_getaffinity(0))))
+        env.setdefault("VLLM_CPU_OMP_THREADS_BIND", cpu_list())
     return cmd, env
