@@ -162,3 +162,48 @@ def test_eval_cli_adapter_matrix(fake_llm, tmp_path):
     assert "embedded+my-lora|default|fake vs embedded|default|fake" in r.output
     r = CliRunner().invoke(main, [*args, "-a", str(tmp_path)])
     assert r.exit_code == 2 and "not a peft adapter folder" in r.output
+
+
+def implicitave_dir(tmp_path, rows):
+    """A tiny ImplicitAVE layout: options/ beside a domain folder with val.tsv."""
+    (tmp_path / "options").mkdir()
+    (tmp_path / "options" / "options_Food.json").write_text(json.dumps(
+        {"Container": ["Bag", "Box", "Tin"], "Flavor": ["Vanilla", "Lemon"]}), encoding="utf-8")
+    (tmp_path / "Food").mkdir()
+    header = "id\timages\tcategory\ttexts\tattribute_names\tattribute_values\n"
+    body = "".join(f"{i}\t{i}.jpg\tCandy\t[Title] {title}\t{attr}\t{value}\n" for i, title, attr, value in rows)
+    path = tmp_path / "Food" / "val.tsv"
+    path.write_text(header + body, encoding="utf-8")
+    return path
+
+
+def test_implicitave_rows_bring_their_own_option_lists(tmp_path):
+    path = implicitave_dir(tmp_path, [("B1", "Mints in a metal tin", "Container", "Tin"),
+                                      ("B1", "Mints in a metal tin", "Flavor", "Vanilla")])
+    data = load_dataset(path)
+    assert [g.item.id for g in data.items] == ["B1:container", "B1:flavor"]  # one product, two questions
+    first = data.items[0]
+    assert first.item.title == "Mints in a metal tin" and first.item.description == "Category: Candy"
+    assert first.gold == {"Container": ["Tin"]}
+    vocab = data.vocabularies.for_category(first.item.category)
+    (facet,) = vocab.facets
+    assert facet.name == "Container" and facet.allowed == ("Bag", "Box", "Tin") and facet.required
+    assert {v.name for v in data.vocabularies} == {"implicitave/food/container", "implicitave/food/flavor"}
+    assert split(data, "all").vocabularies is data.vocabularies  # subsets keep the vocabularies
+    (tmp_path / "Food" / "bad.tsv").write_text("id\ttexts\n1\tx\n", encoding="utf-8")
+    with pytest.raises(InputError, match="not an ImplicitAVE file"):
+        load_dataset(tmp_path / "Food" / "bad.tsv")
+
+
+def test_eval_cli_scores_implicitave_with_its_vocabulary(use_fake_engine, tmp_path):
+    path = implicitave_dir(tmp_path, [(f"B{i}", f"Mints {i}", "Container", "Tin" if i % 2 else "Box")
+                                      for i in range(10)])
+    use_fake_engine.answer(json.dumps({"Container": ["Tin"]}))
+    r = CliRunner().invoke(main, ["eval", "--data", str(path), "--split", "all", "--no-baseline",
+                                  "--out", str(tmp_path / "runs"), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    (out,) = (tmp_path / "runs").iterdir()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["vocab"] == "implicitave:Food"
+    scores = summary["runs"][0]["scores"]
+    assert scores["recall"] == pytest.approx(0.5)  # the 5 Tin rows right, the 5 Box rows wrong

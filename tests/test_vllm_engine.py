@@ -90,3 +90,32 @@ def test_tag_command_prints_only_json_on_stdout(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["vocabulary"] == SMALL_VOCAB["name"]
+
+
+def test_option_scores_agree_with_transformers(vllm_engine):
+    """The same continuations scored by vLLM (prompt log-probabilities) and by transformers
+    (key/value cache reuse) on the same weights: equal within float noise, same ranking."""
+    from tagsmith.engines import create_engine
+    from tagsmith.engines.base import ScoreRequest
+
+    messages = ({"role": "user", "content": "Product title: Women's V Neck Beaded Cocktail Dress\n"
+                                            "Neckline: one of V-Neck | Crew Neck | Scoop Neck\nJSON answer:"},)
+    requests = [ScoreRequest(messages, '{"Neckline":', ('["V-Neck"]}', '["Crew Neck"]}', '["Scoop Neck"]}', "[]}")),
+                ScoreRequest(messages, '{"Neckline":["V-Neck"],"Color":', ('["Red"]}', "[]}"))]
+    from tagsmith import runtime
+    from tagsmith.config import load_settings
+
+    plan = runtime.plan_run(load_settings(), resolve_vocabularies("wdc-pave"))  # the fixture's model
+    reference = create_engine("transformers", plan.model, dtype="float32")
+    try:
+        expected = reference.score(requests)
+    finally:
+        reference.close()
+    got = vllm_engine.score(requests)
+    for e_row, g_row in zip(expected, got, strict=True):
+        assert [s.tokens for s in e_row] == [s.tokens for s in g_row]
+        for e, g in zip(e_row, g_row, strict=True):
+            assert abs(e.logprob - g.logprob) < 0.05 * max(1.0, abs(e.logprob)), (e, g)
+        assert max(range(len(e_row)), key=lambda i: e_row[i].logprob) == \
+            max(range(len(g_row)), key=lambda i: g_row[i].logprob)
+

@@ -57,6 +57,18 @@ class TaggingSettings(_Section):
     #: each item are shown in the prompt as worked examples (examples.py); none = no examples
     examples: str | None = None
     examples_k: int = Field(3, ge=0, le=20)
+    #: closed single-valued facets with at most this many values are answered by scoring every
+    #: value with the model's token probabilities instead of greedy decoding
+    #: (option_scoring.py); 0 = off. Engines that cannot score (openai) always decode.
+    option_scoring_max: int = Field(0, ge=0, le=1000)
+    #: subtract each option's score for a content-free item (the model's bias toward it)
+    option_calibration: bool = True
+    #: weight of the sentence-embedding similarity of item and option (0 = the model alone)
+    option_prior_weight: float = Field(1.0, ge=0)
+    option_prior_temperature: float = Field(0.05, gt=0)
+    #: option-scored tags whose probability is below this are withheld (moved to `rejected`
+    #: with their score): an empty answer costs only recall, a wrong one precision too
+    min_confidence: float = Field(0.0, ge=0, le=1)
 
     @property
     def shortlist_threshold(self) -> int:

@@ -69,3 +69,15 @@ class TextEncoder:
             chunks.append(torch.nn.functional.normalize(pooled, dim=-1).float().numpy())
         dim = self._model.config.hidden_size
         return np.concatenate(chunks) if chunks else np.zeros((0, dim), dtype=np.float32)
+
+
+_SHARED: dict[str, TextEncoder] = {}
+
+
+def shared_encoder(spec: str | None = None) -> TextEncoder:
+    """One encoder per spec in this process: taggers built per batch (the eval harness) or per
+    request (a service) should not load the model again each time."""
+    key = spec or EMBEDDED
+    if key not in _SHARED:
+        _SHARED[key] = TextEncoder(spec)
+    return _SHARED[key]

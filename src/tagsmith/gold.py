@@ -12,10 +12,15 @@ Generic JSONL (bring your own), one object per line:
 
 scored in `set` mode (every gold value is expected) unless the file's loader is told
 otherwise; WDC-PAVE and ExtractGPT are scored in `alternatives` mode, as published.
+
+ImplicitAVE (`<domain>/val.tsv` beside an `options/` folder) brings its own vocabulary: each
+row asks for one attribute of one product, from that attribute's option list, so every
+(domain, attribute) becomes a one-facet vocabulary and the row's item is routed to it.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 from collections.abc import Iterator
@@ -25,8 +30,8 @@ from typing import Any
 
 from tagsmith.errors import InputError
 from tagsmith.items import Item, jsonl_records
-from tagsmith.text import fold
-from tagsmith.vocabulary import VocabularySet
+from tagsmith.text import fold, slug
+from tagsmith.vocabulary import Facet, Value, Vocabulary, VocabularySet
 
 
 @dataclass(frozen=True)
@@ -61,10 +66,15 @@ class Dataset:
     items: list[GoldItem]
     #: "alternatives" (any gold value is right) or "set" (all gold values expected).
     mode: str
+    #: the vocabularies the data defines itself (ImplicitAVE's option lists), else None
+    vocabularies: VocabularySet | None = None
 
     @property
     def ids(self) -> list[str]:
         return [g.item.id for g in self.items]
+
+    def subset(self, name: str, items: list[GoldItem]) -> Dataset:
+        return Dataset(name, items, self.mode, self.vocabularies)
 
 
 def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -121,10 +131,61 @@ def load_generic(path: str | Path, mode: str = "set") -> Dataset:
     return Dataset(f"jsonl:{p.stem}", items, mode)
 
 
+#: ImplicitAVE's domains and the option file each uses (the files are per Amazon top category).
+IMPLICITAVE_OPTIONS = {"Clothing": "Clothing_Shoes_and_Jewelry", "Footwear": "Clothing_Shoes_and_Jewelry",
+                       "Jewlery_and_General_Apparel": "Clothing_Shoes_and_Jewelry", "Food": "Food", "Home": "Home"}
+IMPLICITAVE_COLUMNS = ("id", "category", "texts", "attribute_names", "attribute_values")
+
+
+def implicitave_vocabularies(domain: str, option_lists: dict[str, list[str]]) -> VocabularySet:
+    """One vocabulary per attribute: a single required facet whose values are its options
+    (every ImplicitAVE row has a value). Items reach it by the category `<domain>/<attribute>`."""
+    vocabs = [Vocabulary(name=f"implicitave/{slug(domain)}/{slug(attr)}", category=f"{domain}/{attr}",
+                         facets=(Facet(name=attr, required=True, values=tuple(Value(value=v) for v in values)),))
+              for attr, values in option_lists.items()]
+    return VocabularySet(vocabs, source=f"implicitave:{domain}")
+
+
+def load_implicitave(path: str | Path) -> Dataset:
+    """An ImplicitAVE split file (`<domain>/train.tsv` or `val.tsv`) with the option lists from
+    the `options/` folder beside the domain folders. Item ids are `<asin>:<attribute>` (one
+    product may be asked several attributes); the product category goes into the description."""
+    p = Path(path)
+    domain = p.parent.name
+    if domain not in IMPLICITAVE_OPTIONS:
+        raise InputError(f"{p}: not an ImplicitAVE domain folder (known: {', '.join(IMPLICITAVE_OPTIONS)})")
+    options_file = p.parent.parent / "options" / f"options_{IMPLICITAVE_OPTIONS[domain]}.json"
+    try:
+        option_lists = json.loads(options_file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"{options_file}: cannot read ImplicitAVE option lists ({exc})") from None
+    with p.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    missing = [c for c in IMPLICITAVE_COLUMNS if rows and c not in rows[0]]
+    if missing:
+        raise InputError(f"{p}: not an ImplicitAVE file (no column {', '.join(missing)})")
+    items = []
+    asked: set[str] = set()
+    for r in rows:
+        attr = r["attribute_names"]
+        if attr not in option_lists:
+            raise InputError(f"{p}: attribute {attr!r} has no option list in {options_file.name}")
+        asked.add(attr)
+        title = r["texts"].removeprefix("[Title]").strip()
+        description = f"Category: {r['category']}" if r.get("category") else ""
+        items.append(GoldItem(Item(f"{r['id']}:{slug(attr)}", title, description, f"{domain}/{attr}", dict(r)),
+                              {attr: [r["attribute_values"]]}))
+    vocabularies = implicitave_vocabularies(domain, {a: option_lists[a] for a in option_lists if a in asked})
+    return Dataset(f"implicitave:{domain}/{p.stem}", items, "alternatives", vocabularies)
+
+
 def load_dataset(spec: str | Path) -> Dataset:
-    """Pick the loader from the file's records: WDC-PAVE, ExtractGPT or generic. A record that
-    does not fit its format, or an id given twice, is an error naming the file and line."""
+    """Pick the loader from the file's records: WDC-PAVE, ExtractGPT or generic JSONL, or an
+    ImplicitAVE TSV. A record that does not fit its format, or an id given twice, is an error
+    naming the file and line."""
     p = Path(spec)
+    if p.suffix == ".tsv" and p.is_file():
+        return _unique_ids(p, load_implicitave(p))
     first = next((r for _, r in _records(p)), None)
     if first is None:
         raise InputError(f"{p}: dataset is empty")
@@ -137,6 +198,10 @@ def load_dataset(spec: str | Path) -> Dataset:
             dataset = load_generic(p)
     except (KeyError, TypeError, AttributeError) as exc:
         raise InputError(f"{p}: a record does not fit the {_format(first)} format ({type(exc).__name__}: {exc})") from None
+    return _unique_ids(p, dataset)
+
+
+def _unique_ids(p: Path, dataset: Dataset) -> Dataset:
     seen: dict[str, int] = {}
     for n, g in enumerate(dataset.items, start=1):
         if g.item.id in seen:
@@ -164,7 +229,7 @@ def split(dataset: Dataset, part: str, fraction: float = 0.2) -> Dataset:
         raise InputError(f"unknown split {part!r} (use train, validation or all)")
     want = part == "validation"
     items = [g for g in dataset.items if in_validation(g.item.id, fraction) == want]
-    return Dataset(f"{dataset.name}[{part}]", items, dataset.mode)
+    return dataset.subset(f"{dataset.name}[{part}]", items)
 
 
 def select_categories(dataset: Dataset, include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> Dataset:
@@ -187,4 +252,4 @@ def select_categories(dataset: Dataset, include: tuple[str, ...] = (), exclude: 
     items = [g for g in dataset.items
              if (not keep or key(g.item.category) in keep) and key(g.item.category) not in drop]
     label = ",".join([*include, *(f"-{n}" for n in exclude)])
-    return Dataset(f"{dataset.name}[{label}]", items, dataset.mode)
+    return dataset.subset(f"{dataset.name}[{label}]", items)

@@ -35,6 +35,7 @@ class Reason(str, Enum):
     NOT_IN_VOCABULARY = "not in the vocabulary"
     UNKNOWN_FACET = "unknown facet"
     TOO_MANY = "too many values"
+    LOW_CONFIDENCE = "below the confidence threshold"
 
     @property
     def out_of_vocabulary(self) -> bool:

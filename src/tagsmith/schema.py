@@ -29,6 +29,8 @@ def facet_schema(facet: Facet) -> dict[str, Any]:
     else:
         items = {"type": "string", "enum": list(facet.surface_forms)}
     schema: dict[str, Any] = {"type": "array", "items": items, "maxItems": facet.max_values}
+    if facet.required:
+        schema["minItems"] = 1
     if facet.description:
         schema["description"] = facet.description
     return schema

@@ -7,6 +7,7 @@ answers are checked) and nothing about how models run: it hands batches of
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -16,7 +17,8 @@ from tagsmith.config import TaggingSettings
 from tagsmith.engines.base import Engine, GenerationRequest
 from tagsmith.examples import ExampleIndex
 from tagsmith.items import FieldMap, Item, clean_text, item_from_record
-from tagsmith.parsing import parse_answer
+from tagsmith.option_scoring import OptionScorer, ScoringJob
+from tagsmith.parsing import Reason, Rejection, parse_answer
 from tagsmith.prompts import PromptTemplate
 from tagsmith.schema import AnswerSchema, max_answer_tokens
 from tagsmith.shortlist import Shortlister, large_facets
@@ -37,6 +39,8 @@ class TagResult:
     seconds: float = 0.0
     #: values the model gave twice for one facet (dropped; counted for the eval's duplicate rate)
     duplicates: int = 0
+    #: facets answered by option scoring: the probability of each option ("" = no value)
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,6 +66,8 @@ class _Prepared:
     request: GenerationRequest | None = None
     result: TagResult | None = None  # set when the item needs no model call
     warnings: list[str] = field(default_factory=list)
+    #: the generated answer as a JSON object (facet -> values), where it parsed
+    answer: dict[str, list[str]] = field(default_factory=dict)
 
 
 class Tagger:
@@ -86,6 +92,8 @@ class Tagger:
                          if v.name not in self._needs_shortlist}
         self._budgets = {v.name: min(max_answer_tokens(v), self.settings.max_new_tokens)
                          for v in self.vocabularies}
+        self.option_scorer = (OptionScorer(engine, template, self.settings, adapter)
+                              if self.settings.option_scoring_max and engine.can_score else None)
 
     @property
     def shortlister(self) -> Shortlister:
@@ -147,9 +155,11 @@ class Tagger:
         prepared = [self._prepare(item) for item in items]
         self._add_requests(prepared)
         pending = [p for p in prepared if p.result is None and p.request is not None]
-        generations = self.engine.generate([p.request for p in pending]) if pending else []  # type: ignore[misc]
-        per_item = (time.perf_counter() - start) / max(1, len(items))
-        for p, gen in zip(pending, generations, strict=True):
+        scorer = self.option_scorer
+        # vocabularies whose every facet is answered by option scoring need no generation
+        decode = [p for p in pending if scorer is None or not scorer.covers(p.vocabulary)]  # type: ignore[arg-type]
+        generations = self.engine.generate([p.request for p in decode]) if decode else []  # type: ignore[misc]
+        for p, gen in zip(decode, generations, strict=True):
             assert p.vocabulary is not None
             if gen.error is not None:
                 p.result = TagResult(p.item.id, {}, vocabulary=p.vocabulary.name, warnings=p.warnings,
@@ -159,14 +169,66 @@ class Tagger:
             error = parsed.error
             if error and gen.finish_reason == "length":
                 error += f" (answer cut at {p.request.max_tokens} tokens)"  # type: ignore[union-attr]
+            p.answer = _answer_object(gen.text)
             p.result = TagResult(p.item.id, parsed.tags, vocabulary=p.vocabulary.name, raw=gen.text,
                                  rejected=[r.to_dict() for r in parsed.rejected],
                                  warnings=p.warnings, error=error, duplicates=parsed.duplicates)
+        for p in pending:
+            if p.result is None:
+                assert p.vocabulary is not None
+                p.result = TagResult(p.item.id, {}, vocabulary=p.vocabulary.name, warnings=p.warnings)
+        if scorer is not None:
+            self._score_options(scorer, [p for p in pending if p.result is not None and p.result.error is None],
+                                scored_only={id(p) for p in pending if p not in decode})
+        per_item = (time.perf_counter() - start) / max(1, len(items))
         results = [p.result for p in prepared]
         for r in results:
             assert r is not None
             r.seconds = round(per_item, 4)
         return results  # type: ignore[return-value]
+
+    def _score_options(self, scorer: OptionScorer, prepared: list[_Prepared], scored_only: set[int]) -> None:
+        """Answer each short facet by option scoring, facet by facet in vocabulary order (a
+        facet's prefix holds the answers before it), one engine call per vocabulary and facet."""
+        groups: dict[str, list[tuple[_Prepared, ScoringJob]]] = {}
+        for p in prepared:
+            assert p.vocabulary is not None and p.request is not None
+            if scorer.facets(p.vocabulary):
+                job = ScoringJob(p.request.messages, p.vocabulary, p.text, dict(p.answer))
+                groups.setdefault(p.vocabulary.name, []).append((p, job))
+        for group in groups.values():
+            vocab = group[0][1].vocabulary
+            for position in scorer.facets(vocab):
+                facet = vocab.facets[position]
+                live = [(p, j) for p, j in group if p.result is not None and p.result.error is None]
+                for (p, _), choice in zip(live, _choose_each(scorer, [j for _, j in live], position), strict=True):
+                    result = p.result
+                    assert result is not None
+                    if isinstance(choice, Exception):  # this item alone: keep what was decoded, say why
+                        if id(p) in scored_only:
+                            result.error = f"option scoring failed: {choice}"
+                            result.tags = {}
+                        else:
+                            result.warnings.append(f"option scoring failed, decoded answer kept: {choice}")
+                        continue
+                    result.scores[facet.name] = choice.probabilities
+                    confidence = choice.probabilities.get(choice.value or "", 0.0)
+                    if choice.value is not None and confidence < self.settings.min_confidence:
+                        rejection = Rejection(facet.name, choice.value, Reason.LOW_CONFIDENCE,
+                                              f"{confidence:.3f} < {self.settings.min_confidence}")
+                        result.rejected.append({**rejection.to_dict(), "score": confidence})
+                        result.tags.pop(facet.name, None)
+                    elif choice.value is None:
+                        result.tags.pop(facet.name, None)
+                    else:
+                        result.tags[facet.name] = [choice.value]
+            for p, job in group:
+                assert p.result is not None
+                if p.result.error is not None:
+                    continue
+                p.result.tags = {f.name: p.result.tags[f.name] for f in vocab.facets if f.name in p.result.tags}
+                if id(p) in scored_only:
+                    p.result.raw = json.dumps(job.answers, ensure_ascii=False, separators=(",", ":"))
 
     def requests(self, items: Sequence[Item]) -> list[GenerationRequest]:
         """The engine requests these items would send (items that need no model call are left
@@ -191,3 +253,31 @@ class Tagger:
         items = [item_from_record(dict(r), fields, fallback_id=str(n)) for n, r in enumerate(records)]
         size = batch_size or self.engine.batch_size
         return [r for start in range(0, len(items), size) for r in self.tag_batch(items[start:start + size])]
+
+
+def _choose_each(scorer: OptionScorer, jobs: list[ScoringJob], position: int) -> list[Any]:
+    """One engine call for all jobs; if it fails, each job alone, so that one item the engine
+    refuses (too long for its context, say) gets its own error and the rest their answers."""
+    from tagsmith.errors import EngineError
+
+    try:
+        return list(scorer.choose(jobs, position))
+    except (EngineError, ValueError, RuntimeError) as exc:
+        if len(jobs) == 1:
+            return [exc]
+    out: list[Any] = []
+    for job in jobs:
+        try:
+            out.extend(scorer.choose([job], position))
+        except (EngineError, ValueError, RuntimeError) as exc:
+            out.append(exc)
+    return out
+
+
+def _answer_object(raw: str) -> dict[str, list[str]]:
+    """The generated answer's facets with list values (the prefix option scoring continues)."""
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, TypeError):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, list)} if isinstance(data, dict) else {}

@@ -62,6 +62,9 @@ class Facet(BaseModel):
     name: str = Field(min_length=1)
     description: str | None = None
     max_values: int = Field(default=1, ge=1, le=100)
+    #: Every item has a value for this facet (the answer may not be empty): for option lists
+    #: that cover all items, such as a product type every product has.
+    required: bool = False
     values: tuple[Value, ...] = ()
     extractive: bool = False
     max_length: int = Field(default=64, ge=1, le=1000,
@@ -88,6 +91,8 @@ class Facet(BaseModel):
             raise ValueError("an extractive facet cannot be hierarchical")
         if not self.extractive and not self.values:
             raise ValueError("facet has no values (list some, or mark it 'extractive: true')")
+        if self.required and self.extractive:
+            raise ValueError("an extractive facet cannot be required (its text may not state a value)")
         if self.normalize and not self.extractive:
             raise ValueError("'normalize' applies to extractive facets (closed facets list their values' spellings)")
         seen: dict[str, str] = {}

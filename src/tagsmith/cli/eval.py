@@ -13,16 +13,18 @@ from tagsmith.cli.options import CONFIG_HELP, progress_option
 
 @main.command("eval")
 @click.option("--data", "data_path", required=True, type=click.Path(path_type=Path),
-              help="Gold data: WDC-PAVE or ExtractGPT JSONL, or generic JSONL with a 'gold' object.")
+              help="Gold data: WDC-PAVE or ExtractGPT JSONL, generic JSONL with a 'gold' object, or an "
+                   "ImplicitAVE <domain>/val.tsv (its option lists become the vocabulary).")
 @click.option("--split", "part", type=click.Choice(["validation", "train", "all"]), default="validation",
               show_default=True, help="Which part of --data to score (a stable 20%% by id is validation).")
 @click.option("--category", "categories", multiple=True, metavar="NAME",
               help="Only items of this category (repeat for several), e.g. office-products.")
 @click.option("--exclude-category", "excluded", multiple=True, metavar="NAME",
               help="Leave out items of this category (repeat for several).")
-@click.option("--vocab", "-v", "vocab", default="wdc-pave-train", show_default=True, metavar="PATH|NAME",
-              help="Vocabulary file, folder or built-in name. The default holds only values seen in the "
-                   "WDC-PAVE train split, so validation answers are not handed over by the vocabulary.")
+@click.option("--vocab", "-v", "vocab", default=None, metavar="PATH|NAME",
+              help="Vocabulary file, folder or built-in name. Default: the data's own option lists "
+                   "(ImplicitAVE), else wdc-pave-train, which holds only values seen in the WDC-PAVE train "
+                   "split, so validation answers are not handed over by the vocabulary.")
 @click.option("--model", "-m", "models", multiple=True,
               help="Model(s) to evaluate; repeat for a matrix [default: embedded].")
 @click.option("--template", "-t", "templates", multiple=True,
@@ -54,7 +56,7 @@ from tagsmith.cli.options import CONFIG_HELP, progress_option
               help="Exit with status 3 when any LLM run's micro F1 (in %%) is below this: a CI gate.")
 @progress_option
 @friendly_errors
-def eval_cmd(data_path: Path, part: str, categories: tuple[str, ...], excluded: tuple[str, ...], vocab: str,
+def eval_cmd(data_path: Path, part: str, categories: tuple[str, ...], excluded: tuple[str, ...], vocab: str | None,
              models: tuple[str, ...], templates: tuple[str, ...], engines: tuple[str, ...],
              adapters: tuple[str, ...], examples: Path | None, examples_k: tuple[int, ...], baseline: bool, llm: bool, limit: int | None, batch_size: int | None,
              config: Path | None, out_dir: Path, fail_under: float | None, progress: bool) -> None:

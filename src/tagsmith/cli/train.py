@@ -92,7 +92,7 @@ def train(data_path: Path, part: str, categories: tuple[str, ...], excluded: tup
     if not eval_limit or part != "train":
         return
     validation = split(full, "validation")
-    validation = Dataset(validation.name, validation.items[:eval_limit], validation.mode)
+    validation = validation.subset(validation.name, validation.items[:eval_limit])
     if not validation.items:
         return
     notes: list[str] = []

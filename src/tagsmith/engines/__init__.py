@@ -14,11 +14,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tagsmith.engines.base import Engine, Generation, GenerationRequest
+from tagsmith.engines.base import ContinuationScore, Engine, Generation, GenerationRequest, ScoreRequest
 from tagsmith.engines.options import OPTIONS
 from tagsmith.errors import ConfigError
 
-__all__ = ["Engine", "Generation", "GenerationRequest", "ENGINES", "create_engine", "resolve_engine_name"]
+__all__ = ["ContinuationScore", "Engine", "Generation", "GenerationRequest", "ScoreRequest", "ENGINES", "create_engine", "resolve_engine_name"]
 
 #: name -> "module:class"; the class takes (model_path_or_id, *, batch_size=..., **its options).
 ENGINES: dict[str, str] = {

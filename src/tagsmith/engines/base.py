@@ -4,6 +4,11 @@ The tagger and the eval harness only see `Engine.generate(requests)`: a batch of
 requests, each carrying its own JSON schema and (optionally) its own adapter, in; one
 `Generation` per request, in order, out. Backends decide how to batch, cache compiled
 constraints and apply chat templates, so nothing backend-specific leaks upward.
+
+Engines that can read the model's token probabilities also implement `Engine.score`: the
+log-probability of each of several continuations of one answer prefix, which lets the
+tagger rank every option of a short closed facet instead of trusting greedy decoding
+(see option_scoring.py). `can_score` says whether an engine does.
 """
 
 from __future__ import annotations
@@ -37,6 +42,37 @@ class Generation:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class ScoreRequest:
+    """Alternative continuations of one answer: after the chat's generation prompt, the
+    answer so far is `prefix`, and each of `continuations` is scored as what comes next."""
+
+    messages: tuple[dict[str, str], ...]
+    prefix: str
+    continuations: tuple[str, ...]
+    adapter: str | None = None
+
+
+@dataclass(frozen=True)
+class ContinuationScore:
+    #: natural-log probability of the continuation's tokens given the prompt and prefix
+    logprob: float
+    #: how many tokens were scored (a token that spans the prefix's last characters included)
+    tokens: int
+
+
+def common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
+    """Tokens every sequence starts with, leaving at least one token of each to score."""
+    if not sequences:
+        return 0
+    n = min(len(s) for s in sequences) - 1
+    first = sequences[0]
+    for i in range(max(0, n)):
+        if any(s[i] != first[i] for s in sequences[1:]):
+            return i
+    return max(0, n)
+
+
 class Engine(ABC):
     """A loaded model that turns batches of requests into generations."""
 
@@ -51,6 +87,15 @@ class Engine(ABC):
     @abstractmethod
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
         """Answer every request; the i-th generation belongs to the i-th request."""
+
+    #: whether `score` is implemented (it reads token probabilities, which not every backend exposes)
+    can_score: ClassVar[bool] = False
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[list[ContinuationScore]]:
+        """For each request, one score per continuation, in order. Continuations are
+        tokenized together with the prompt and prefix, so a token spanning the boundary is
+        scored as the model would have produced it."""
+        raise NotImplementedError(f"the {self.name} engine cannot score continuations")
 
     def close(self) -> None:  # noqa: B027 - optional hook, most engines have nothing to free
         """Release the model; the engine is unusable afterwards."""

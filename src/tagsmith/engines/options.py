@@ -24,6 +24,9 @@ class TransformersOptions(_Options):
     #: which library turns the JSON schema into token masks (auto: llguidance where installed)
     structured_backend: Literal["auto", "outlines_core", "llguidance", "xgrammar"] = "auto"
     seed: int = 0
+    #: option scoring: how many prompt contexts (key/value caches) to keep for the next facet
+    #: of the same item to extend; 0 = run every context from its start
+    score_contexts: int = Field(32, ge=0, le=1024)
 
 
 class VLLMOptions(_Options):

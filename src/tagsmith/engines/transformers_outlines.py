@@ -18,7 +18,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from tagsmith.device import pick_dtype
-from tagsmith.engines.base import Engine, Generation, GenerationRequest
+from tagsmith.engines.base import (ContinuationScore, Engine, Generation, GenerationRequest, ScoreRequest,
+                                   common_prefix_length)
 from tagsmith.errors import EngineError, ModelNotFoundError
 from tagsmith.model_store import resolve_model
 from tagsmith.schema import AnswerSchema
@@ -36,10 +37,11 @@ BACKENDS = ("outlines_core", "llguidance", "xgrammar")
 
 class TransformersEngine(Engine):
     name = "transformers"
+    can_score = True
 
     def __init__(self, model: str | None = None, *, dtype: str = "auto", batch_size: int = 8,
                  threads: int = 0, device: str | None = None, cache_size: int = 16,
-                 seed: int = 0, structured_backend: str = "auto") -> None:
+                 seed: int = 0, structured_backend: str = "auto", score_contexts: int = 32) -> None:
         import torch
 
         if threads:
@@ -51,6 +53,9 @@ class TransformersEngine(Engine):
         self.batch_size = max(1, batch_size)
         self._cache: OrderedDict[str, Any] = OrderedDict()
         self._cache_size = cache_size
+        #: scoring contexts (adapter, tokens) -> (key/value cache, next-token log-probs), most recent last
+        self._contexts: OrderedDict[tuple[str | None, tuple[int, ...]], tuple[Any, Any]] = OrderedDict()
+        self._context_slots = max(0, score_contexts)
         self._structured: Any = None  # the outlines backend, built on first use
         if structured_backend == "auto":
             # llguidance where installed (a dependency), else outlines-core: faster with identical
@@ -181,8 +186,79 @@ class TransformersEngine(Engine):
                                   finish_reason="length" if n >= r.max_tokens else "stop"))
         return out
 
+    def score(self, requests: Sequence[ScoreRequest]) -> list[list[ContinuationScore]]:
+        """The shared prompt runs once per request; its key/value cache is then repeated for
+        the continuations, which run as one right-padded batch (only a few tokens each)."""
+        out: list[list[ContinuationScore]] = []
+        for r in requests:
+            with self._adapter(r.adapter):
+                out.append(self._score_one(r))
+        return out
+
+    def _score_one(self, r: ScoreRequest) -> list[ContinuationScore]:
+        torch = self._torch
+        prompt = self._tokenizer.apply_chat_template(list(r.messages), tokenize=False, add_generation_prompt=True)
+        seqs = [self._tokenizer.encode(prompt + r.prefix + c, add_special_tokens=False) for c in r.continuations]
+        shared = common_prefix_length(seqs)
+        model = self._peft if self._peft is not None else self._hf_model
+        device = next(self._hf_model.parameters()).device
+        with torch.inference_mode():
+            cache, first = self._context(model, tuple(seqs[0][:shared]), r.adapter, device)
+            tails = [s[shared:] for s in seqs]
+            width = max(len(t) for t in tails)
+            scores = [[float(first[t[0]])] for t in tails]
+            if width > 1:
+                cache.batch_repeat_interleave(len(tails))
+                pad = self._tokenizer.pad_token_id or 0
+                batch = torch.tensor([t + [pad] * (width - len(t)) for t in tails], device=device)
+                mask = torch.ones((len(tails), shared + width - 1), dtype=torch.long, device=device)
+                logits = model(input_ids=batch[:, :-1], past_key_values=cache, use_cache=False,
+                               attention_mask=mask).logits.float()
+                logprobs = torch.log_softmax(logits, dim=-1)
+                for i, t in enumerate(tails):
+                    scores[i].extend(float(logprobs[i, j - 1, t[j]]) for j in range(1, len(t)))
+        return [ContinuationScore(sum(v), len(v)) for v in scores]
+
+    def _context(self, model: Any, tokens: tuple[int, ...], adapter: str | None, device: Any) -> tuple[Any, Any]:
+        """Key/value cache of `tokens` (a private copy the caller may change) and the log-probs
+        of the next token. The facets of one item share most of their context (prompt plus the
+        answer so far), so the cached context sharing the longest start with `tokens` is
+        extended instead of running the whole prompt again."""
+        import copy
+
+        torch = self._torch
+        best, common = None, 0
+        for (key_adapter, key), entry in self._contexts.items():
+            if key_adapter != adapter:
+                continue
+            n = 0
+            limit = min(len(key), len(tokens))
+            while n < limit and key[n] == tokens[n]:
+                n += 1
+            if n > common:
+                best, common = (key_adapter, key), n
+        if best is not None and common == len(tokens) == len(best[1]):
+            self._contexts.move_to_end(best)
+            cache, first = self._contexts[best]
+            return copy.deepcopy(cache), first
+        if best is not None:
+            cache = copy.deepcopy(self._contexts[best][0])
+            self._contexts.move_to_end(best)
+            common = min(common, len(tokens) - 1)  # the last token must run to give the next one's logits
+            if len(best[1]) > common:
+                cache.crop(common - len(best[1]))  # negative: drop that many tokens from the end
+        else:
+            cache, common = None, 0
+        out = model(input_ids=torch.tensor([tokens[common:]], device=device), past_key_values=cache, use_cache=True)
+        first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+        self._contexts[(adapter, tokens)] = (copy.deepcopy(out.past_key_values), first)
+        while len(self._contexts) > self._context_slots:
+            self._contexts.popitem(last=False)
+        return out.past_key_values, first
+
     def close(self) -> None:
         self._cache.clear()
+        self._contexts.clear()
         self._structured = None
         self._outlines_model = None
         self._hf_model = None

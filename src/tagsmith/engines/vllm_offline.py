@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from tagsmith.device import pick_dtype
-from tagsmith.engines.base import Engine, Generation, GenerationRequest
+from tagsmith.engines.base import (ContinuationScore, Engine, Generation, GenerationRequest, ScoreRequest,
+                                   common_prefix_length)
 from tagsmith.errors import EngineError, ModelNotFoundError
 from tagsmith.model_store import resolve_model
 
@@ -36,6 +37,7 @@ def cpu_list() -> str:
 
 class VLLMEngine(Engine):
     name = "vllm"
+    can_score = True
 
     def __init__(self, model: str | None = None, *, dtype: str = "auto", batch_size: int = 64,
                  max_model_len: int = 4096, gpu_memory_utilization: float | None = None,
@@ -122,6 +124,37 @@ class VLLMEngine(Engine):
                                         completion_tokens=len(completion.token_ids),
                                         finish_reason=completion.finish_reason or "stop")
         return [r for r in results if r is not None]
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[list[ContinuationScore]]:
+        """Each continuation is one prompt (chat prompt + prefix + continuation, as tokens)
+        whose prompt log-probabilities are read back; one `generate` call per adapter group.
+        vLLM computes prompt log-probabilities without its prefix cache, so every continuation
+        costs a full prefill: fine for short prompts and option lists."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        tokenizer = self._llm.get_tokenizer()
+        params = SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=0)
+        results: list[list[ContinuationScore]] = [[] for _ in requests]
+        groups: dict[str | None, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault(r.adapter, []).append(i)
+        for adapter, indices in groups.items():
+            prompts, spans = [], []
+            for i in indices:
+                r = requests[i]
+                chat = tokenizer.apply_chat_template(list(r.messages), tokenize=False, add_generation_prompt=True)
+                seqs = [tokenizer.encode(chat + r.prefix + c, add_special_tokens=False) for c in r.continuations]
+                shared = common_prefix_length(seqs)
+                for seq in seqs:
+                    prompts.append(TokensPrompt(prompt_token_ids=seq))
+                    spans.append((i, shared, seq))
+            outputs = self._llm.generate(prompts, params, lora_request=self._lora(adapter), use_tqdm=False)
+            for (i, shared, seq), out in zip(spans, outputs, strict=True):
+                rows = out.prompt_logprobs or []
+                logprob = sum(rows[j][seq[j]].logprob for j in range(shared, len(seq)))
+                results[i].append(ContinuationScore(float(logprob), len(seq) - shared))
+        return results
 
     def close(self) -> None:
         """Stop vLLM's engine-core process now rather than at interpreter exit."""

@@ -27,13 +27,17 @@ from tagsmith.tagger import Tagger
 from tagsmith.vocabulary import VocabularySet, resolve_vocabularies
 
 
+DEFAULT_VOCAB = "wdc-pave-train"
+
+
 @dataclass
 class EvalPlan:
     """What to score, on what. Empty lists mean the settings' default (one run)."""
 
     data: str | Path
-    #: WDC-PAVE's values from its train split only: validation answers are not in the vocabulary
-    vocab: str = "wdc-pave-train"
+    #: None: the data's own vocabularies (ImplicitAVE's option lists) where it has them, else
+    #: WDC-PAVE's values from its train split only (validation answers are not in the vocabulary)
+    vocab: str | None = None
     split: str = "validation"
     categories: Sequence[str] = ()
     exclude_categories: Sequence[str] = ()
@@ -171,11 +175,12 @@ def evaluate(plan: EvalPlan) -> Report:
     """Score every configuration of `plan` on the same items and compare them."""
     settings = load_settings(plan.config, {"engine": {"batch_size": plan.batch_size},
                                            "tagging": {"examples": str(plan.examples) if plan.examples else None}})
-    vocabularies = resolve_vocabularies(plan.vocab)
     full = select_categories(load_dataset(plan.data), tuple(plan.categories), tuple(plan.exclude_categories))
+    vocabularies = (resolve_vocabularies(plan.vocab) if plan.vocab else
+                    full.vocabularies or resolve_vocabularies(DEFAULT_VOCAB))
     dataset = split(full, plan.split)
     if plan.limit:
-        dataset = Dataset(dataset.name, dataset.items[:plan.limit], dataset.mode)
+        dataset = dataset.subset(dataset.name, dataset.items[:plan.limit])
     if not dataset.items:
         raise InputError(f"no items in {dataset.name}")
     prompts = [load_template(t) for t in plan.templates]
@@ -215,6 +220,6 @@ def evaluate(plan: EvalPlan) -> Report:
     md = report.markdown(results, comps, dataset.name, len(dataset.items))
     meta = {"dataset": dataset.name, "data_path": str(plan.data), "split": plan.split,
             "examples": str(plan.examples) if plan.examples else None,
-            "n_items": len(dataset.items), "vocab": plan.vocab, "limit": plan.limit,
+            "n_items": len(dataset.items), "vocab": plan.vocab or (vocabularies.source if full.vocabularies else DEFAULT_VOCAB), "limit": plan.limit,
             "data_name": full.name.split(":")[-1].replace("/", "-")}
     return Report(dataset, results, comps, md, meta, notes)

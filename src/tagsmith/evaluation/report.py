@@ -66,11 +66,31 @@ def markdown(runs: Sequence[RunResult], comps: Sequence[dict[str, Any]], dataset
             if shown:
                 lines.append(f"- {label}: " + ", ".join(f"{i}/{f}" for i, f in shown)
                              + (" ..." if len(c[key]) > max_flips else ""))
+    lines += confidence_markdown(runs)
     lines += ["", "Scoring: WDC-PAVE rule (a wrong value counts as FP and FN; any of several gold "
                   "values is right; predicting a value where gold is n/a is FP), micro-averaged "
                   "over slots; gold values are mapped to the vocabulary's canonical spelling first. "
                   "Intervals: percentile bootstrap over items (1000 resamples)."]
     return "\n".join(lines)
+
+
+def confidence_markdown(runs: Sequence[RunResult]) -> list[str]:
+    """Calibration of the runs whose tags carry confidences (option-scored facets)."""
+    rated = [r for r in runs if r.confidence is not None]
+    if not rated:
+        return []
+    lines = ["", "### Confidence of option-scored tags", "",
+             "| run | scored values | ECE | AUROC right vs wrong | F1 at threshold 0 | best threshold | F1 there |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rated:
+        c = r.confidence
+        assert c is not None
+        auroc = f"{c.auroc:.3f}" if c.auroc is not None else "n/a"
+        lines.append(f"| {r.config.name} | {c.n} | {c.ece:.3f} | {auroc} | {_pct(c.curve[0][3])} | "
+                     f"{c.best_threshold:.2f} | {_pct(c.best_f1)} |")
+    lines += ["", "The best threshold is the F1-best on these items: choose it on other data "
+                  "(`[tagging] min_confidence`) before trusting the F1 there."]
+    return lines
 
 
 def _bars_svg(runs: Sequence[RunResult]) -> str:
@@ -168,7 +188,8 @@ def save(out_dir: Path, runs: Sequence[RunResult], comps: Sequence[dict[str, Any
         "runs": [{"name": r.config.name, "kind": r.config.kind, "config": r.config.settings,
                   "config_key": r.config.key, "scores": asdict(r.scores), "rates": r.rates,
                   "seconds_per_item": r.seconds_per_item, "items_per_second": r.items_per_second,
-                  "cached_items": r.cached_items} for r in runs],
+                  "cached_items": r.cached_items,
+                  "confidence": r.confidence.to_dict() if r.confidence else None} for r in runs],
         "comparisons": comps,
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from tagsmith.gold import Dataset, GoldItem, canonical_gold
 from tagsmith.parsing import Reason
+from tagsmith.evaluation.calibration import Confidence, confidence_report
 from tagsmith.evaluation.metrics import Scores, SlotScore, aggregate, score_slot
 from tagsmith.results_store import ResultsFile
 from tagsmith.vocabulary import VocabularySet
@@ -54,6 +55,8 @@ class RunResult:
     seconds_per_item: float
     items_per_second: float
     cached_items: int
+    #: calibration, AUROC and threshold curve of option-scored tags (None: no tag had a confidence)
+    confidence: Confidence | None = None
 
 
 def item_key(g: GoldItem) -> str:
@@ -128,4 +131,5 @@ def run(config: RunConfig, dataset: Dataset, predictor: Predictor, *, cache_dir:
         slots=slots, predictions=predictions, rates=_rates(list(predictions.values())),
         seconds_per_item=per_item, items_per_second=(1 / per_item) if per_item else float("inf"),
         cached_items=len(dataset.items) - len(todo),
+        confidence=confidence_report(slots, predictions),
     )

@@ -1,0 +1,204 @@
+"""Option scoring: answer a short closed facet by ranking every one of its values.
+
+Greedy constrained decoding commits to a value token by token, so the first token decides:
+an option whose first token is common ("Round" before "Round Toe") wins over a better one
+whose first token is rarer. Here every allowed value of a short closed, single-valued facet
+(and the empty answer, unless the facet is `required`) is scored as the continuation of the
+answer at that facet, `{..."Neckline":` -> `["V-Neck"],`, with the engine's token
+log-probabilities (`Engine.score`), and the best-scoring option is the answer. Two
+corrections, both switchable in `[tagging]`:
+
+- **Calibration against a content-free item** (Zhao et al., "Calibrate before use", 2021):
+  the log-probability each option gets for an item whose title is "N/A" measures the
+  model's prior bias toward it (position in the list, frequency, tokenization); it is
+  subtracted. The empty answer is left uncalibrated: for a content-free item "no value" is
+  the right answer, so calibrating it would only push every facet to answer something.
+- **The embedding prior**: the cosine similarity between the item's text and each option
+  (its facet, value, aliases and description, as shortlists embed them) with the sentence
+  encoder tagsmith ships, softmaxed over the options at `option_prior_temperature` and
+  added with weight `option_prior_weight` (0 = the model alone). A uniform prior adds
+  nothing, and the empty answer gets the uniform share.
+
+The softmax of the final scores over the options is the confidence of each answer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tagsmith.config import TaggingSettings
+from tagsmith.embeddings import TextEncoder, shared_encoder
+from tagsmith.engines.base import Engine, ScoreRequest
+from tagsmith.items import Item
+from tagsmith.prompts import PromptTemplate
+from tagsmith.shortlist import value_text
+from tagsmith.vocabulary import Facet, Vocabulary
+
+#: What the content-free item says: nothing about any product.
+CONTENT_FREE_TITLE = "N/A"
+#: Key of the empty answer in a facet's option scores.
+NO_VALUE = ""
+
+
+def scorable(facet: Facet, max_options: int) -> bool:
+    """Closed, single-valued facets of at most `max_options` values (hierarchies included:
+    each path or ancestor is one option)."""
+    return (max_options > 0 and not facet.extractive and facet.max_values == 1
+            and 0 < len(facet.allowed) <= max_options)
+
+
+def answer_prefix(vocab: Vocabulary, answers: dict[str, list[str]], upto: int) -> str:
+    """The compact JSON answer up to facet `upto`'s key, earlier facets as `answers` has them."""
+    parts = [f"{json.dumps(f.name, ensure_ascii=False)}:{json.dumps(answers.get(f.name, []), ensure_ascii=False)}"
+             for f in vocab.facets[:upto]]
+    key = json.dumps(vocab.facets[upto].name, ensure_ascii=False)
+    return "{" + "".join(p + "," for p in parts) + key + ":"
+
+
+def options(facet: Facet) -> list[str]:
+    """The options scored for a facet: its allowed values, then (unless required) no value."""
+    return [*facet.allowed, *([] if facet.required else [NO_VALUE])]
+
+
+def continuation(option: str, last: bool) -> str:
+    """How the answer goes on after the facet's key when `option` is chosen."""
+    body = "[]" if option == NO_VALUE else json.dumps([option], ensure_ascii=False)
+    return body + ("}" if last else ",")
+
+
+@dataclass
+class FacetChoice:
+    value: str | None
+    #: probability of each option (NO_VALUE for the empty answer), highest first
+    probabilities: dict[str, float] = field(default_factory=dict)
+
+
+def softmax(scores: Sequence[float]) -> list[float]:
+    top = max(scores)
+    exps = [math.exp(s - top) for s in scores]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
+def option_vectors(encoder: TextEncoder, facet: Facet) -> Any:
+    """Unit embeddings of a facet's allowed values, in `facet.allowed` order."""
+    by_value = {v.value: v for v in facet.values}
+    return encoder.encode([value_text(facet, a, by_value[a].aliases if a in by_value else (),
+                                      by_value[a].description if a in by_value else None)
+                           for a in facet.allowed])
+
+
+def embedding_prior(item_vectors: Any, value_vectors: Any, temperature: float) -> Any:
+    """log(n * softmax(cosine / temperature)) over the values: 0 for a uniform prior, so the
+    prior only moves options apart where the text is closer to some of them."""
+    import numpy as np
+
+    logits = (item_vectors @ value_vectors.T) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    return log_p + math.log(value_vectors.shape[0])
+
+
+#: Content-free scores per (engine, adapter, template, vocabulary, facet) and option embeddings
+#: per (encoder, vocabulary, facet), kept for the process: taggers are cheap to rebuild (the
+#: eval harness builds one per batch), these are not.
+_CONTENT_FREE: dict[tuple[Any, ...], list[float]] = {}
+_OPTION_VECTORS: dict[tuple[str, str, str], Any] = {}
+
+
+class OptionScorer:
+    """Scores options of short facets for a tagger."""
+
+    def __init__(self, engine: Engine, template: PromptTemplate, settings: TaggingSettings,
+                 adapter: str | None = None, encoder: TextEncoder | None = None) -> None:
+        self.engine = engine
+        self.template = template
+        self.settings = settings
+        self.adapter = adapter
+        self._encoder = encoder
+
+    @property
+    def encoder(self) -> TextEncoder:
+        if self._encoder is None:
+            self._encoder = shared_encoder()
+        return self._encoder
+
+    def facets(self, vocab: Vocabulary) -> list[int]:
+        """Positions of the facets of `vocab` this scorer answers."""
+        return [i for i, f in enumerate(vocab.facets) if scorable(f, self.settings.option_scoring_max)]
+
+    def covers(self, vocab: Vocabulary) -> bool:
+        """Every facet is scored, so no generation is needed at all."""
+        return len(self.facets(vocab)) == len(vocab.facets)
+
+    def _request(self, messages: Sequence[dict[str, str]], vocab: Vocabulary, position: int,
+                 answers: dict[str, list[str]]) -> ScoreRequest:
+        facet = vocab.facets[position]
+        last = position == len(vocab.facets) - 1
+        return ScoreRequest(tuple(messages), answer_prefix(vocab, answers, position),
+                            tuple(continuation(o, last) for o in options(facet)), self.adapter)
+
+    def _calibration(self, vocab: Vocabulary, position: int) -> list[float]:
+        facet = vocab.facets[position]
+        key = (self.engine.name, self.engine.model_id, self.adapter, self.template.digest, vocab.digest, facet.name)
+        if key not in _CONTENT_FREE:
+            item = Item("content-free", CONTENT_FREE_TITLE, "")
+            messages = self.template.messages(item, {"title": CONTENT_FREE_TITLE, "description": ""}, vocab)
+            scores = self.engine.score([self._request(messages, vocab, position, {})])[0]
+            _CONTENT_FREE[key] = [s.logprob for s in scores]
+        return _CONTENT_FREE[key]
+
+    def _prior(self, vocab: Vocabulary, position: int, texts: Sequence[str]) -> Any:
+        """(len(texts), len(options)) weighted log prior, 0 where it is uniform or off."""
+        import numpy as np
+
+        facet = vocab.facets[position]
+        if self.settings.option_prior_weight == 0:
+            return np.zeros((len(texts), len(options(facet))))
+        key = (self.encoder.name, vocab.digest, facet.name)
+        if key not in _OPTION_VECTORS:
+            _OPTION_VECTORS[key] = option_vectors(self.encoder, facet)
+        log_p = embedding_prior(self.encoder.encode(list(texts)), _OPTION_VECTORS[key],
+                                self.settings.option_prior_temperature)
+        if not facet.required:
+            log_p = np.concatenate([log_p, np.zeros((len(texts), 1))], axis=1)
+        return self.settings.option_prior_weight * log_p
+
+    def choose(self, jobs: Sequence[ScoringJob], position: int) -> list[FacetChoice]:
+        """Answer facet `position` for every job (all of one vocabulary, in one engine call)."""
+        if not jobs:
+            return []
+        vocab = jobs[0].vocabulary
+        facet = vocab.facets[position]
+        opts = options(facet)
+        raw = self.engine.score([self._request(j.messages, vocab, position, j.answers) for j in jobs])
+        calibration = (self._calibration(vocab, position) if self.settings.option_calibration
+                       else [0.0] * len(opts))
+        prior = self._prior(vocab, position, [j.text for j in jobs])
+        out = []
+        for row, (job, scores) in enumerate(zip(jobs, raw, strict=True)):
+            final = [s.logprob - (c if o != NO_VALUE else 0.0) + float(prior[row, k])
+                     for k, (o, s, c) in enumerate(zip(opts, scores, calibration, strict=True))]
+            probs = softmax(final)
+            ranked = sorted(zip(opts, probs, strict=True), key=lambda x: -x[1])
+            best = ranked[0][0]
+            job.answers[facet.name] = [] if best == NO_VALUE else [best]
+            out.append(FacetChoice(None if best == NO_VALUE else best,
+                                   {o: round(p, 4) for o, p in ranked if p >= 0.001}))
+        return out
+
+
+@dataclass
+class ScoringJob:
+    """One item's answer being completed facet by facet."""
+
+    messages: tuple[dict[str, str], ...]
+    vocabulary: Vocabulary
+    #: text the embedding prior compares with the options
+    text: str
+    #: the answer so far, facet -> values (generated, or chosen by scoring)
+    answers: dict[str, list[str]]
