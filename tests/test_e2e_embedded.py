@@ -65,3 +65,28 @@ def test_cli_batch_on_wdc_offers_with_resume(tmp_path):
         for facet, values in line["tags"].items():
             f = next(v for v in vocabularies if v.name == line["vocabulary"]).facet(facet)
             assert f.extractive or set(values) <= set(f.allowed)
+
+
+def test_option_scores_equal_a_full_forward_pass(embedded_engine):
+    """Scores from the shared key/value cache (and from a cached context extended by the answer
+    so far) equal log-probabilities read off one plain forward pass over the whole text."""
+    import torch
+
+    from tagsmith.engines.base import ScoreRequest, common_prefix_length
+
+    messages = ({"role": "user", "content": "Product title: Women's V Neck Beaded Cocktail Dress, red\n"
+                                            "Neckline: V-Neck | Crew Neck\nColor: Red | Blue\nJSON answer:"},)
+    requests = [ScoreRequest(messages, '{"Neckline":', ('["V-Neck"],', '["Crew Neck"],', "[],")),
+                ScoreRequest(messages, '{"Neckline":["V-Neck"],"Color":', ('["Red"]}', '["Blue"]}', "[]}"))]
+    got = embedded_engine.score(requests)
+    tok, model = embedded_engine._tokenizer, embedded_engine._hf_model
+    for r, row in zip(requests, got, strict=True):
+        prompt = tok.apply_chat_template(list(r.messages), tokenize=False, add_generation_prompt=True)
+        seqs = [tok.encode(prompt + r.prefix + c, add_special_tokens=False) for c in r.continuations]
+        shared = common_prefix_length(seqs)
+        for seq, score in zip(seqs, row, strict=True):
+            with torch.inference_mode():
+                lp = torch.log_softmax(model(input_ids=torch.tensor([seq])).logits[0].float(), -1)
+            expected = sum(float(lp[j - 1, seq[j]]) for j in range(shared, len(seq)))
+            assert score.tokens == len(seq) - shared
+            assert abs(score.logprob - expected) < 1e-3 * max(1.0, abs(expected))

@@ -164,3 +164,11 @@ def test_min_confidence_withholds_unsure_tags_with_their_score(template):
     sure = {"V-Neck": -0.01, "Crew Neck": -6.0, "Scoop Neck": -6.0}
     (r,) = Tagger(engine(lambda o, r: sure[o]), parse_vocabulary(NECK), template, settings).tag_batch([Item("1", "x")])
     assert r.tags == {"Neckline": ["V-Neck"]} and r.rejected == []
+
+
+def test_run_spec_carries_option_scoring_settings():
+    from tagsmith.runtime import RunSpec
+
+    t = RunSpec(vocab="wdc-pave", option_scoring_max=7, min_confidence=0.4).settings().tagging
+    assert t.option_scoring_max == 7 and t.min_confidence == 0.4
+    assert RunSpec(vocab="wdc-pave").settings().tagging.min_confidence == 0.0

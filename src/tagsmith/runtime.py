@@ -51,6 +51,10 @@ class RunSpec:
     #: gold file whose nearest items are shown as worked examples, and how many per item
     examples: str | None = None
     examples_k: int | None = None
+    #: facets of at most this many values are answered by option scoring (0 = never)
+    option_scoring_max: int | None = None
+    #: option-scored tags below this probability are withheld
+    min_confidence: float | None = None
 
     def settings(self) -> Settings:
         return load_settings(self.config, {
@@ -58,7 +62,8 @@ class RunSpec:
             "engine": {"name": self.engine, "batch_size": self.batch_size,
                        "openai": {"base_url": self.base_url}},
             "tagging": {"template": self.template, "shortlist_k": self.shortlist_k,
-                        "examples": self.examples, "examples_k": self.examples_k}})
+                        "examples": self.examples, "examples_k": self.examples_k,
+                        "option_scoring_max": self.option_scoring_max, "min_confidence": self.min_confidence}})
 
 
 @dataclass

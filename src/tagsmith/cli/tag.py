@@ -41,6 +41,13 @@ from tagsmith.cli.options import progress_option, run_options
                    "labelled items are shown in the prompt as worked examples.")
 @click.option("--examples-k", type=click.IntRange(0, 20), default=None,
               help="How many worked examples per item [default: 3].")
+@click.option("--option-scoring", "option_scoring_max", type=click.IntRange(0, 1000), default=None,
+              help="Answer every closed single-valued facet of at most N values by ranking all its values "
+                   "with the model's token probabilities (each tag then gets a confidence in 'scores'); "
+                   "0 = greedy decoding only [default: [tagging] option_scoring_max].")
+@click.option("--min-confidence", type=click.FloatRange(0, 1), default=None,
+              help="Withhold option-scored tags whose probability is below P (they go to 'rejected' with "
+                   "their score) [default: 0, keep all].")
 @click.option("--id-field", default=None, help="Input field with the item id [default: id, item_id, sku].")
 @click.option("--title-field", default=None,
               help="Input field with the title [default: title, input_title, name].")
@@ -53,7 +60,8 @@ from tagsmith.cli.options import progress_option, run_options
 def tag(text: str | None, vocab: str, input_path: Path | None, output_path: Path | None,
         description: str, category: str | None, model: str | None, engine: str | None, template: str | None,
         adapter: str | None, config: Path | None, base_url: str | None, batch_size: int | None,
-        limit: int | None, shortlist_k: int | None, examples: Path | None, examples_k: int | None, id_field: str | None, title_field: str | None,
+        limit: int | None, shortlist_k: int | None, examples: Path | None, examples_k: int | None,
+        option_scoring_max: int | None, min_confidence: float | None, id_field: str | None, title_field: str | None,
         description_field: str | None, category_field: str | None, raw: bool, progress: bool) -> None:
     """Tag one product (TEXT, its title) or a file of products (--input).
 
@@ -68,7 +76,8 @@ def tag(text: str | None, vocab: str, input_path: Path | None, output_path: Path
         raise click.UsageError("give either TEXT or --input FILE (not both)")
     spec = RunSpec(vocab=vocab, model=model, engine=engine, adapter=adapter, template=template,
                    config=str(config) if config else None, batch_size=batch_size, base_url=base_url,
-                   shortlist_k=shortlist_k, examples=str(examples) if examples else None, examples_k=examples_k)
+                   shortlist_k=shortlist_k, examples=str(examples) if examples else None, examples_k=examples_k,
+                   option_scoring_max=option_scoring_max, min_confidence=min_confidence)
     # Everything cheap is checked before the model loads, so mistakes fail in a second.
     spec.settings()
     vocabularies = resolve_vocabularies(vocab)
