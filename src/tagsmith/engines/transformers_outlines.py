@@ -242,8 +242,9 @@ class TransformersEngine(Engine):
             cache, first = self._contexts[best]
             return copy.deepcopy(cache), first
         if best is not None:
-            cache = copy.deepcopy(self._contexts[best][0])
-            self._contexts.move_to_end(best)
+            # the longer context replaces the one it extends: the next facet of this item extends
+            # it in turn, and one slot per item in flight keeps the others' contexts in the cache
+            cache = self._contexts.pop(best)[0] if common == len(best[1]) else copy.deepcopy(self._contexts[best][0])
             common = min(common, len(tokens) - 1)  # the last token must run to give the next one's logits
             if len(best[1]) > common:
                 cache.crop(common - len(best[1]))  # negative: drop that many tokens from the end
