@@ -172,3 +172,31 @@ def test_run_spec_carries_option_scoring_settings():
     t = RunSpec(vocab="wdc-pave", option_scoring_max=7, min_confidence=0.4).settings().tagging
     assert t.option_scoring_max == 7 and t.min_confidence == 0.4
     assert RunSpec(vocab="wdc-pave").settings().tagging.min_confidence == 0.0
+
+
+def test_constrained_probabilities_sum_to_one_over_the_options():
+    import math as m
+
+    from tagsmith.engines.base import constrained_logprobs
+
+    # tails [1, 2], [1, 3], [4]: the model puts mass elsewhere too (unnormalized within the trie)
+    table = {(0, 1): -1.0, (0, 4): -2.0, (1, 2): -0.5, (1, 3): -1.5}
+
+    def step(i, j, token):
+        return table[(j, token)]
+
+    got = constrained_logprobs([[1, 2], [1, 3], [4]], step)
+    assert sum(m.exp(x) for x in got) == pytest.approx(1.0)
+    first = m.exp(-1.0) / (m.exp(-1.0) + m.exp(-2.0))
+    second = m.exp(-0.5) / (m.exp(-0.5) + m.exp(-1.5))
+    assert m.exp(got[0]) == pytest.approx(first * second)
+
+
+def test_no_value_must_beat_all_values_together(template):
+    # "no value" is the single most probable option (0.4) but the values together hold 0.6:
+    # a decoder's first step would write a value, and the best whole value is the answer
+    p = {"Red": 0.35, "Blue": 0.25, NO_VALUE: 0.4}
+    answer = '{"Brand":[],"Color":[],"Tags":[]}'
+    eng = engine(lambda o, r: math.log(p[o]), answer=answer)
+    (r,) = Tagger(eng, parse_vocabulary(MIXED), template, NO_PRIOR).tag_batch([Item("1", "a pen")])
+    assert r.tags == {"Color": ["Red"]}

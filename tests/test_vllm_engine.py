@@ -116,6 +116,7 @@ def test_option_scores_agree_with_transformers(vllm_engine):
         assert [s.tokens for s in e_row] == [s.tokens for s in g_row]
         for e, g in zip(e_row, g_row, strict=True):
             assert abs(e.logprob - g.logprob) < 0.05 * max(1.0, abs(e.logprob)), (e, g)
+            assert abs(e.constrained - g.constrained) < 0.05 * max(1.0, abs(e.constrained)), (e, g)
         assert max(range(len(e_row)), key=lambda i: e_row[i].logprob) == \
             max(range(len(g_row)), key=lambda i: g_row[i].logprob)
 

@@ -5,7 +5,10 @@ an option whose first token is common ("Round" before "Round Toe") wins over a b
 whose first token is rarer. Here every allowed value of a short closed, single-valued facet
 (and the empty answer, unless the facet is `required`) is scored as the continuation of the
 answer at that facet, `{..."Neckline":` -> `["V-Neck"],`, with the engine's token
-log-probabilities (`Engine.score`), and the best-scoring option is the answer. Two
+log-probabilities (`Engine.score`), each step renormalized over the tokens that continue some
+option (`ContinuationScore.constrained`: the probability a decoder held to these options gives
+each). "No value" wins when it is at least as probable as all values together (the decision a
+decoder's first step makes); otherwise the most probable whole value is the answer. Two
 corrections, both switchable in `[tagging]`:
 
 - **Calibration against a content-free item** (Zhao et al., "Calibrate before use", 2021):
@@ -149,7 +152,7 @@ class OptionScorer:
             item = Item("content-free", CONTENT_FREE_TITLE, "")
             messages = self.template.messages(item, {"title": CONTENT_FREE_TITLE, "description": ""}, vocab)
             scores = self.engine.score([self._request(messages, vocab, position, {})])[0]
-            _CONTENT_FREE[key] = [s.logprob for s in scores]
+            _CONTENT_FREE[key] = [s.constrained for s in scores]
         return _CONTENT_FREE[key]
 
     def _prior(self, vocab: Vocabulary, position: int, texts: Sequence[str]) -> Any:
@@ -181,11 +184,15 @@ class OptionScorer:
         prior = self._prior(vocab, position, [j.text for j in jobs])
         out = []
         for row, (job, scores) in enumerate(zip(jobs, raw, strict=True)):
-            final = [s.logprob - (c if o != NO_VALUE else 0.0) + float(prior[row, k])
+            final = [s.constrained - (c if o != NO_VALUE else 0.0) + float(prior[row, k])
                      for k, (o, s, c) in enumerate(zip(opts, scores, calibration, strict=True))]
             probs = softmax(final)
             ranked = sorted(zip(opts, probs, strict=True), key=lambda x: -x[1])
-            best = ranked[0][0]
+            values = [(o, p) for o, p in ranked if o != NO_VALUE]
+            # "no value" against all values together, as a decoder's first step decides it; then
+            # the best whole value, which is where greedy decoding goes wrong
+            empty = sum(p for o, p in ranked if o == NO_VALUE)
+            best = NO_VALUE if not values or empty >= 1 - empty else values[0][0]
             job.answers[facet.name] = [] if best == NO_VALUE else [best]
             out.append(FacetChoice(None if best == NO_VALUE else best,
                                    {o: round(p, 4) for o, p in ranked if p >= 0.001}))

@@ -14,7 +14,8 @@ tagger rank every option of a short closed facet instead of trusting greedy deco
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -59,6 +60,31 @@ class ContinuationScore:
     logprob: float
     #: how many tokens were scored (a token that spans the prefix's last characters included)
     tokens: int
+    #: the same with every step renormalized over the next tokens of the request's
+    #: continuations that share the tokens so far: the probability a decoder constrained to
+    #: these continuations gives this one (they sum to 1 over a request's continuations)
+    constrained: float = 0.0
+
+
+def constrained_logprobs(tails: Sequence[Sequence[int]], step_logprob: Callable[[int, int, int], float],
+                         ) -> list[float]:
+    """Per tail, sum over its steps of log p(token) - log(sum of p over the tokens any tail
+    sharing this step's prefix continues with). `step_logprob(i, j, token)` is the model's
+    log-probability of `token` at step j of tail i (the same for every tail with that prefix)."""
+    children: dict[tuple[int, ...], set[int]] = {}
+    owner: dict[tuple[int, ...], tuple[int, int]] = {}
+    for i, t in enumerate(tails):
+        for j in range(len(t)):
+            node = tuple(t[:j])
+            children.setdefault(node, set()).add(t[j])
+            owner.setdefault(node, (i, j))
+    norm = {}
+    for node, tokens in children.items():
+        i, j = owner[node]
+        values = [step_logprob(i, j, tok) for tok in tokens]
+        top = max(values)
+        norm[node] = top + math.log(sum(math.exp(v - top) for v in values))
+    return [sum(step_logprob(i, j, t[j]) - norm[tuple(t[:j])] for j in range(len(t))) for i, t in enumerate(tails)]
 
 
 def common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:

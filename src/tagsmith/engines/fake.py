@@ -35,4 +35,4 @@ class FakeEngine(Engine):
         if self._scores is None:
             return super().score(requests)
         self.score_requests.extend(requests)
-        return [[ContinuationScore(lp, 1) for lp in self._scores(r)] for r in requests]
+        return [[ContinuationScore(lp, 1, lp) for lp in self._scores(r)] for r in requests]

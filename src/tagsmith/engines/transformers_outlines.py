@@ -19,7 +19,7 @@ from typing import Any
 
 from tagsmith.device import pick_dtype
 from tagsmith.engines.base import (ContinuationScore, Engine, Generation, GenerationRequest, ScoreRequest,
-                                   common_prefix_length)
+                                   common_prefix_length, constrained_logprobs)
 from tagsmith.errors import EngineError, ModelNotFoundError
 from tagsmith.model_store import resolve_model
 from tagsmith.schema import AnswerSchema
@@ -206,7 +206,7 @@ class TransformersEngine(Engine):
             cache, first = self._context(model, tuple(seqs[0][:shared]), r.adapter, device)
             tails = [s[shared:] for s in seqs]
             width = max(len(t) for t in tails)
-            scores = [[float(first[t[0]])] for t in tails]
+            logprobs = None
             if width > 1:
                 cache.batch_repeat_interleave(len(tails))
                 pad = self._tokenizer.pad_token_id or 0
@@ -215,9 +215,13 @@ class TransformersEngine(Engine):
                 logits = model(input_ids=batch[:, :-1], past_key_values=cache, use_cache=False,
                                attention_mask=mask).logits.float()
                 logprobs = torch.log_softmax(logits, dim=-1)
-                for i, t in enumerate(tails):
-                    scores[i].extend(float(logprobs[i, j - 1, t[j]]) for j in range(1, len(t)))
-        return [ContinuationScore(sum(v), len(v)) for v in scores]
+
+            def step(i: int, j: int, token: int) -> float:
+                return float(first[token] if j == 0 else logprobs[i, j - 1, token])  # type: ignore[index]
+
+            constrained = constrained_logprobs(tails, step)
+        return [ContinuationScore(sum(step(i, j, t[j]) for j in range(len(t))), len(t), c)
+                for i, (t, c) in enumerate(zip(tails, constrained, strict=True))]
 
     def _context(self, model: Any, tokens: tuple[int, ...], adapter: str | None, device: Any) -> tuple[Any, Any]:
         """Key/value cache of `tokens` (a private copy the caller may change) and the log-probs

@@ -21,7 +21,7 @@ from typing import Any
 
 from tagsmith.device import pick_dtype
 from tagsmith.engines.base import (ContinuationScore, Engine, Generation, GenerationRequest, ScoreRequest,
-                                   common_prefix_length)
+                                   common_prefix_length, constrained_logprobs)
 from tagsmith.errors import EngineError, ModelNotFoundError
 from tagsmith.model_store import resolve_model
 
@@ -158,9 +158,18 @@ class VLLMEngine(Engine):
             outputs = self._llm.generate([TokensPrompt(prompt_token_ids=list(c)) for c in contexts], params,
                                          lora_request=self._lora(adapter), use_tqdm=False)
             next_logprobs = {c: out.outputs[0].logprobs[0] for c, out in zip(contexts, outputs, strict=True)}
-            for i, shared, seq in spans:
-                logprob = sum(next_logprobs[tuple(seq[:j])][seq[j]].logprob for j in range(shared, len(seq)))
-                results[i].append(ContinuationScore(float(logprob), len(seq) - shared))
+            for i in indices:
+                mine = [(shared, seq) for k, shared, seq in spans if k == i]
+                tails = [seq[shared:] for shared, seq in mine]
+
+                def step(t: int, j: int, token: int, _mine: list = mine) -> float:
+                    shared, seq = _mine[t]
+                    return float(next_logprobs[tuple(seq[:shared + j])][token].logprob)
+
+                constrained = constrained_logprobs(tails, step)
+                for t, tail in enumerate(tails):
+                    results[i].append(ContinuationScore(sum(step(t, j, tail[j]) for j in range(len(tail))),
+                                                        len(tail), constrained[t]))
         return results
 
     def close(self) -> None:
