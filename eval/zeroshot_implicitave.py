@@ -46,15 +46,15 @@ DATA = Path(__file__).resolve().parents[2] / "shared/data/implicitave"
 DOMAINS = ("Clothing", "Footwear", "Jewlery_and_General_Apparel", "Food", "Home")
 #: run -> (adapter, template (None: the adapter's own), [tagging] overrides)
 LLM_RUNS = {
-    "bare": ("none", None, {"option_scoring_max": 0}),
-    "adapter": ("auto", None, {"option_scoring_max": 0}),
-    "scored": ("auto", None, {"option_scoring_max": 50, "option_prior_weight": 0.0}),
-    "fused": ("auto", None, {"option_scoring_max": 50}),
-    "bare-fused": ("none", None, {"option_scoring_max": 50}),
-    "bare-scored": ("none", None, {"option_scoring_max": 50, "option_prior_weight": 0.0}),
-    "fused-default": ("auto", "default", {"option_scoring_max": 50}),
-    "scored-default": ("auto", "default", {"option_scoring_max": 50, "option_prior_weight": 0.0}),
-    "adapter-default": ("auto", "default", {"option_scoring_max": 0}),
+    "bare": ("none", None, {"option_scoring": "off"}),
+    "adapter": ("auto", None, {"option_scoring": "off"}),
+    "scored": ("auto", None, {"option_scoring": "closed", "option_scoring_max": 50, "option_prior_weight": 0.0}),
+    "fused": ("auto", None, {"option_scoring": "closed", "option_scoring_max": 50}),
+    "bare-fused": ("none", None, {"option_scoring": "closed", "option_scoring_max": 50}),
+    "bare-scored": ("none", None, {"option_scoring": "closed", "option_scoring_max": 50, "option_prior_weight": 0.0}),
+    "fused-default": ("auto", "default", {"option_scoring": "closed", "option_scoring_max": 50}),
+    "scored-default": ("auto", "default", {"option_scoring": "closed", "option_scoring_max": 50, "option_prior_weight": 0.0}),
+    "adapter-default": ("auto", "default", {"option_scoring": "off"}),
 }
 RUNS = ("majority", "embedding", "tfidf", *LLM_RUNS)
 

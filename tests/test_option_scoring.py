@@ -23,7 +23,8 @@ MIXED = {"name": "mixed", "facets": [
     {"name": "Color", "values": ["Red", "Blue"]},
     {"name": "Tags", "max_values": 3, "values": ["a", "b"]},
 ]}
-NO_PRIOR = TaggingSettings(option_scoring_max=10, option_prior_weight=0.0, option_calibration=False)
+NO_PRIOR = TaggingSettings(option_scoring="all", option_scoring_max=10, option_prior_weight=0.0,
+                           option_calibration=False)
 
 
 def option_of(continuation_text: str) -> str:
@@ -136,7 +137,7 @@ def test_prior_breaks_a_model_tie(template):
                 rows.append(v / np.linalg.norm(v))
             return np.array(rows, dtype=np.float32)
 
-    settings = TaggingSettings(option_scoring_max=10, option_calibration=False)
+    settings = TaggingSettings(option_scoring="all", option_scoring_max=10, option_calibration=False)
     tagger = Tagger(engine(lambda o, r: -1.0), parse_vocabulary(NECK), template, settings)
     tagger.option_scorer._encoder = Encoder()
     assert tagger.tag(Item("1", "a shirt with a crew collar")).tags == {"Neckline": ["Crew Neck"]}
@@ -169,8 +170,8 @@ def test_min_confidence_withholds_unsure_tags_with_their_score(template):
 def test_run_spec_carries_option_scoring_settings():
     from tagsmith.runtime import RunSpec
 
-    t = RunSpec(vocab="wdc-pave", option_scoring_max=7, min_confidence=0.4).settings().tagging
-    assert t.option_scoring_max == 7 and t.min_confidence == 0.4
+    t = RunSpec(vocab="wdc-pave", option_scoring="all", option_scoring_max=7, min_confidence=0.4).settings().tagging
+    assert t.option_scoring == "all" and t.option_scoring_max == 7 and t.min_confidence == 0.4
     assert RunSpec(vocab="wdc-pave").settings().tagging.min_confidence == 0.0
 
 
@@ -200,3 +201,14 @@ def test_no_value_must_beat_all_values_together(template):
     eng = engine(lambda o, r: math.log(p[o]), answer=answer)
     (r,) = Tagger(eng, parse_vocabulary(MIXED), template, NO_PRIOR).tag_batch([Item("1", "a pen")])
     assert r.tags == {"Color": ["Red"]}
+
+
+def test_closed_mode_scores_only_vocabularies_of_short_closed_facets(template):
+    settings = NO_PRIOR.model_copy(update={"option_scoring": "closed"})
+    eng = engine(lambda o, r: {"V-Neck": -1.0, "Crew Neck": -2.0, "Scoop Neck": -3.0}.get(o, -1.0),
+                 answer='{"Brand":[],"Color":["Red"],"Tags":[]}')
+    neck = Tagger(eng, parse_vocabulary(NECK), template, settings).tag(Item("1", "dress"))
+    mixed = Tagger(eng, parse_vocabulary(MIXED), template, settings).tag(Item("2", "pen"))
+    assert neck.tags == {"Neckline": ["V-Neck"]} and neck.scores
+    assert mixed.tags == {"Color": ["Red"]} and mixed.scores == {}  # decoded: it has an extractive facet
+    assert len(eng.requests) == 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -57,10 +57,13 @@ class TaggingSettings(_Section):
     #: each item are shown in the prompt as worked examples (examples.py); none = no examples
     examples: str | None = None
     examples_k: int = Field(3, ge=0, le=20)
-    #: closed single-valued facets with at most this many values are answered by scoring every
-    #: value with the model's token probabilities instead of greedy decoding
-    #: (option_scoring.py); 0 = off. Engines that cannot score (openai) always decode.
-    option_scoring_max: int = Field(0, ge=0, le=1000)
+    #: where option scoring (option_scoring.py) answers closed single-valued facets of at most
+    #: `option_scoring_max` values by ranking every value with the model's token probabilities
+    #: instead of greedy decoding: "closed" = only in vocabularies made of such facets alone
+    #: (classification-like option lists: no generation at all), "all" = such facets of every
+    #: vocabulary (the rest is generated first), "off". Engines that cannot score (openai) decode.
+    option_scoring: Literal["off", "closed", "all"] = "closed"
+    option_scoring_max: int = Field(20, ge=1, le=1000)
     #: subtract each option's score for a content-free item (the model's bias toward it)
     option_calibration: bool = True
     #: weight of the sentence-embedding similarity of item and option (0 = the model alone)

@@ -132,7 +132,10 @@ class OptionScorer:
 
     def facets(self, vocab: Vocabulary) -> list[int]:
         """Positions of the facets of `vocab` this scorer answers."""
-        return [i for i, f in enumerate(vocab.facets) if scorable(f, self.settings.option_scoring_max)]
+        found = [i for i, f in enumerate(vocab.facets) if scorable(f, self.settings.option_scoring_max)]
+        if self.settings.option_scoring == "closed" and len(found) < len(vocab.facets):
+            return []
+        return found if self.settings.option_scoring != "off" else []
 
     def covers(self, vocab: Vocabulary) -> bool:
         """Every facet is scored, so no generation is needed at all."""

@@ -51,7 +51,8 @@ class RunSpec:
     #: gold file whose nearest items are shown as worked examples, and how many per item
     examples: str | None = None
     examples_k: int | None = None
-    #: facets of at most this many values are answered by option scoring (0 = never)
+    #: where option scoring answers short closed facets ("off", "closed", "all"), and how short
+    option_scoring: str | None = None
     option_scoring_max: int | None = None
     #: option-scored tags below this probability are withheld
     min_confidence: float | None = None
@@ -63,6 +64,7 @@ class RunSpec:
                        "openai": {"base_url": self.base_url}},
             "tagging": {"template": self.template, "shortlist_k": self.shortlist_k,
                         "examples": self.examples, "examples_k": self.examples_k,
+                        "option_scoring": self.option_scoring,
                         "option_scoring_max": self.option_scoring_max, "min_confidence": self.min_confidence}})
 
 

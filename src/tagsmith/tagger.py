@@ -93,7 +93,7 @@ class Tagger:
         self._budgets = {v.name: min(max_answer_tokens(v), self.settings.max_new_tokens)
                          for v in self.vocabularies}
         self.option_scorer = (OptionScorer(engine, template, self.settings, adapter)
-                              if self.settings.option_scoring_max and engine.can_score else None)
+                              if self.settings.option_scoring != "off" and engine.can_score else None)
 
     @property
     def shortlister(self) -> Shortlister:

@@ -41,10 +41,13 @@ from tagsmith.cli.options import progress_option, run_options
                    "labelled items are shown in the prompt as worked examples.")
 @click.option("--examples-k", type=click.IntRange(0, 20), default=None,
               help="How many worked examples per item [default: 3].")
-@click.option("--option-scoring", "option_scoring_max", type=click.IntRange(0, 1000), default=None,
-              help="Answer every closed single-valued facet of at most N values by ranking all its values "
-                   "with the model's token probabilities (each tag then gets a confidence in 'scores'); "
-                   "0 = greedy decoding only [default: [tagging] option_scoring_max].")
+@click.option("--option-scoring", type=click.Choice(["off", "closed", "all"]), default=None,
+              help="Answer closed single-valued facets of at most --option-scoring-max values by ranking all "
+                   "their values with the model's token probabilities (each such tag then gets a confidence in "
+                   "'scores'): 'closed' = in vocabularies made only of such facets (no generation at all), "
+                   "'all' = in every vocabulary, 'off' = greedy decoding [default: [tagging] option_scoring].")
+@click.option("--option-scoring-max", type=click.IntRange(1, 1000), default=None,
+              help="The most values a facet may have to be option-scored [default: 20].")
 @click.option("--min-confidence", type=click.FloatRange(0, 1), default=None,
               help="Withhold option-scored tags whose probability is below P (they go to 'rejected' with "
                    "their score) [default: 0, keep all].")
@@ -61,7 +64,7 @@ def tag(text: str | None, vocab: str, input_path: Path | None, output_path: Path
         description: str, category: str | None, model: str | None, engine: str | None, template: str | None,
         adapter: str | None, config: Path | None, base_url: str | None, batch_size: int | None,
         limit: int | None, shortlist_k: int | None, examples: Path | None, examples_k: int | None,
-        option_scoring_max: int | None, min_confidence: float | None, id_field: str | None, title_field: str | None,
+        option_scoring: str | None, option_scoring_max: int | None, min_confidence: float | None, id_field: str | None, title_field: str | None,
         description_field: str | None, category_field: str | None, raw: bool, progress: bool) -> None:
     """Tag one product (TEXT, its title) or a file of products (--input).
 
@@ -77,7 +80,8 @@ def tag(text: str | None, vocab: str, input_path: Path | None, output_path: Path
     spec = RunSpec(vocab=vocab, model=model, engine=engine, adapter=adapter, template=template,
                    config=str(config) if config else None, batch_size=batch_size, base_url=base_url,
                    shortlist_k=shortlist_k, examples=str(examples) if examples else None, examples_k=examples_k,
-                   option_scoring_max=option_scoring_max, min_confidence=min_confidence)
+                   option_scoring=option_scoring, option_scoring_max=option_scoring_max,
+                   min_confidence=min_confidence)
     # Everything cheap is checked before the model loads, so mistakes fail in a second.
     spec.settings()
     vocabularies = resolve_vocabularies(vocab)
