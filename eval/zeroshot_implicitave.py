@@ -1,7 +1,7 @@
 """Zero-shot tagging on ImplicitAVE: option lists no shipped adapter was trained on.
 
     python eval/zeroshot_implicitave.py [--n 100] [--domains Clothing,Food,...] [--engine transformers]
-                                        [--runs majority,embedding,tfidf,bare,adapter,scored,fused,bare-fused]
+                                        [--runs majority,embedding,tfidf,adapter,scored,fused,fused-default]
 
 For each domain, the first N validation rows in a stable order (sha256 of the row id: every
 attribute in proportion) are tagged with each attribute's option list as a one-facet
@@ -15,8 +15,11 @@ by accuracy (the chosen option is the gold one; no answer is wrong). Runs:
 - `bare`, `adapter`: greedy constrained decoding, bare model / `--adapter auto` (the shipped
   adapter, trained on WDC-PAVE only)
 - `scored`: the adapter with option scoring, calibrated, without the embedding prior
-- `fused`: the adapter with option scoring, calibrated, with the embedding prior
-- `bare-fused`: the bare model with option scoring and the prior
+- `fused`: the adapter with option scoring, calibrated, with the embedding prior (the default
+  configuration: `[tagging] option_scoring = "closed"` scores these one-facet vocabularies)
+- `bare-fused`, `bare-scored`: the bare model with option scoring, with / without the prior
+- `fused-default`, `scored-default`, `adapter-default`: as above with `--template default`,
+  which lists every option (the adapter's own `compact` template shows three)
 
 Prints, per domain and as the mean over domains, accuracy with a 95% bootstrap interval and
 the paired difference against `embedding`. Generations are cached like `tagsmith eval`'s.
