@@ -82,9 +82,12 @@ def majority(train: Dataset, test: Dataset) -> list[str | None]:
 def embedding(test: Dataset, encoder: TextEncoder) -> list[str | None]:
     out = []
     vectors = encoder.encode([item_text(g) for g in test.items])
+    by_facet: dict[str, object] = {}
     for g, v in zip(test.items, vectors, strict=True):
         facet = test.vocabularies.for_category(g.item.category).facets[0]
-        prior = embedding_prior(v[None, :], option_vectors(encoder, facet), 1.0)
+        if facet.name not in by_facet:
+            by_facet[facet.name] = option_vectors(encoder, facet)
+        prior = embedding_prior(v[None, :], by_facet[facet.name], 1.0)
         out.append(facet.allowed[int(prior[0].argmax())])
     return out
 

@@ -142,7 +142,7 @@ class VLLMEngine(Engine):
             groups.setdefault(r.adapter, []).append(i)
         for adapter, indices in groups.items():
             wanted: dict[tuple[int, ...], set[int]] = {}  # context tokens -> next tokens to score
-            spans = []
+            spans: dict[int, list[tuple[int, list[int]]]] = {}  # request -> (shared, tokens) per continuation
             for i in indices:
                 r = requests[i]
                 chat = tokenizer.apply_chat_template(list(r.messages), tokenize=False, add_generation_prompt=True)
@@ -151,7 +151,7 @@ class VLLMEngine(Engine):
                 for seq in seqs:
                     for j in range(shared, len(seq)):
                         wanted.setdefault(tuple(seq[:j]), set()).add(seq[j])
-                    spans.append((i, shared, seq))
+                    spans.setdefault(i, []).append((shared, seq))
             contexts = list(wanted)
             params = [SamplingParams(temperature=0.0, max_tokens=1, logprob_token_ids=sorted(wanted[c]))
                       for c in contexts]
@@ -159,7 +159,7 @@ class VLLMEngine(Engine):
                                          lora_request=self._lora(adapter), use_tqdm=False)
             next_logprobs = {c: out.outputs[0].logprobs[0] for c, out in zip(contexts, outputs, strict=True)}
             for i in indices:
-                mine = [(shared, seq) for k, shared, seq in spans if k == i]
+                mine = spans[i]
                 tails = [seq[shared:] for shared, seq in mine]
 
                 def step(t: int, j: int, token: int, _mine: list = mine) -> float:
