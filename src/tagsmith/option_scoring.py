@@ -38,7 +38,7 @@ from tagsmith.embeddings import TextEncoder, shared_encoder
 from tagsmith.engines.base import Engine, ScoreRequest
 from tagsmith.items import Item
 from tagsmith.prompts import PromptTemplate
-from tagsmith.shortlist import value_text
+from tagsmith.shortlist import value_texts
 from tagsmith.vocabulary import Facet, Vocabulary
 
 #: What the content-free item says: nothing about any product.
@@ -89,10 +89,7 @@ def softmax(scores: Sequence[float]) -> list[float]:
 
 def option_vectors(encoder: TextEncoder, facet: Facet) -> Any:
     """Unit embeddings of a facet's allowed values, in `facet.allowed` order."""
-    by_value = {v.value: v for v in facet.values}
-    return encoder.encode([value_text(facet, a, by_value[a].aliases if a in by_value else (),
-                                      by_value[a].description if a in by_value else None)
-                           for a in facet.allowed])
+    return encoder.encode(value_texts(facet))
 
 
 def embedding_prior(item_vectors: Any, value_vectors: Any, temperature: float) -> Any:
@@ -158,20 +155,24 @@ class OptionScorer:
             _CONTENT_FREE[key] = [s.constrained for s in scores]
         return _CONTENT_FREE[key]
 
-    def _prior(self, vocab: Vocabulary, position: int, texts: Sequence[str]) -> Any:
-        """(len(texts), len(options)) weighted log prior, 0 where it is uniform or off."""
+    def _prior(self, vocab: Vocabulary, position: int, jobs: Sequence[ScoringJob]) -> Any:
+        """(len(jobs), len(options)) weighted log prior, 0 where it is uniform or off. Each
+        item's text is embedded once, however many of its facets are scored."""
         import numpy as np
 
         facet = vocab.facets[position]
         if self.settings.option_prior_weight == 0:
-            return np.zeros((len(texts), len(options(facet))))
+            return np.zeros((len(jobs), len(options(facet))))
         key = (self.encoder.name, vocab.digest, facet.name)
         if key not in _OPTION_VECTORS:
             _OPTION_VECTORS[key] = option_vectors(self.encoder, facet)
-        log_p = embedding_prior(self.encoder.encode(list(texts)), _OPTION_VECTORS[key],
+        todo = [j for j in jobs if j.vector is None]
+        for job, vector in zip(todo, self.encoder.encode([j.text for j in todo]) if todo else [], strict=True):
+            job.vector = vector
+        log_p = embedding_prior(np.stack([j.vector for j in jobs]), _OPTION_VECTORS[key],
                                 self.settings.option_prior_temperature)
         if not facet.required:
-            log_p = np.concatenate([log_p, np.zeros((len(texts), 1))], axis=1)
+            log_p = np.concatenate([log_p, np.zeros((len(jobs), 1))], axis=1)
         return self.settings.option_prior_weight * log_p
 
     def choose(self, jobs: Sequence[ScoringJob], position: int) -> list[FacetChoice]:
@@ -184,7 +185,7 @@ class OptionScorer:
         raw = self.engine.score([self._request(j.messages, vocab, position, j.answers) for j in jobs])
         calibration = (self._calibration(vocab, position) if self.settings.option_calibration
                        else [0.0] * len(opts))
-        prior = self._prior(vocab, position, [j.text for j in jobs])
+        prior = self._prior(vocab, position, jobs)
         out = []
         for row, (job, scores) in enumerate(zip(jobs, raw, strict=True)):
             final = [s.constrained - (c if o != NO_VALUE else 0.0) + float(prior[row, k])
@@ -212,3 +213,5 @@ class ScoringJob:
     text: str
     #: the answer so far, facet -> values (generated, or chosen by scoring)
     answers: dict[str, list[str]]
+    #: embedding of `text`, computed on first need
+    vector: Any = None

@@ -36,6 +36,14 @@ def value_text(facet: Facet, value: str, aliases: Sequence[str] = (), descriptio
     return text
 
 
+def value_texts(facet: Facet) -> list[str]:
+    """`value_text` of every allowed value, in `facet.allowed` order (hierarchy ancestors have
+    no Value of their own, so no aliases or description)."""
+    by_value = {v.value: v for v in facet.values}
+    return [value_text(facet, a, by_value[a].aliases if a in by_value else (),
+                       by_value[a].description if a in by_value else None) for a in facet.allowed]
+
+
 @dataclass
 class _FacetIndex:
     values: list[str]  # canonical allowed values, row order of `vectors`
@@ -76,11 +84,10 @@ class Shortlister:
         for f in facets:
             by_value = {v.value: v for v in f.values}
             exact: dict[str, list[int]] = {}
+            texts.extend(value_texts(f))
             for i, a in enumerate(f.allowed):
                 v = by_value.get(a)  # hierarchy ancestors have no Value of their own
-                aliases = v.aliases if v else ()
-                texts.append(value_text(f, a, aliases, v.description if v else None))
-                for form in (a, *aliases):
+                for form in (a, *(v.aliases if v else ())):
                     exact.setdefault(" ".join(words(form)), []).append(i)
             exact.pop("", None)
             exact_forms.append(exact)

@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from tagsmith.schema import AnswerSchema
 
@@ -85,6 +85,14 @@ def constrained_logprobs(tails: Sequence[Sequence[int]], step_logprob: Callable[
         top = max(values)
         norm[node] = top + math.log(sum(math.exp(v - top) for v in values))
     return [sum(step_logprob(i, j, t[j]) - norm[tuple(t[:j])] for j in range(len(t))) for i, t in enumerate(tails)]
+
+
+def continuation_tokens(tokenizer: Any, request: ScoreRequest) -> tuple[list[list[int]], int]:
+    """Each continuation tokenized together with the chat prompt and prefix (a Hugging Face
+    tokenizer's chat template), and how many leading tokens all of them share."""
+    chat = tokenizer.apply_chat_template(list(request.messages), tokenize=False, add_generation_prompt=True)
+    seqs = [tokenizer.encode(chat + request.prefix + c, add_special_tokens=False) for c in request.continuations]
+    return seqs, common_prefix_length(seqs)
 
 
 def common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:

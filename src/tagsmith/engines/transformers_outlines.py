@@ -19,7 +19,7 @@ from typing import Any
 
 from tagsmith.device import pick_dtype
 from tagsmith.engines.base import (ContinuationScore, Engine, Generation, GenerationRequest, ScoreRequest,
-                                   common_prefix_length, constrained_logprobs)
+                                   constrained_logprobs, continuation_tokens)
 from tagsmith.errors import EngineError, ModelNotFoundError
 from tagsmith.model_store import resolve_model
 from tagsmith.schema import AnswerSchema
@@ -197,9 +197,7 @@ class TransformersEngine(Engine):
 
     def _score_one(self, r: ScoreRequest) -> list[ContinuationScore]:
         torch = self._torch
-        prompt = self._tokenizer.apply_chat_template(list(r.messages), tokenize=False, add_generation_prompt=True)
-        seqs = [self._tokenizer.encode(prompt + r.prefix + c, add_special_tokens=False) for c in r.continuations]
-        shared = common_prefix_length(seqs)
+        seqs, shared = continuation_tokens(self._tokenizer, r)
         model = self._peft if self._peft is not None else self._hf_model
         device = next(self._hf_model.parameters()).device
         with torch.inference_mode():

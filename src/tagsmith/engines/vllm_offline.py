@@ -21,7 +21,7 @@ from typing import Any
 
 from tagsmith.device import pick_dtype
 from tagsmith.engines.base import (ContinuationScore, Engine, Generation, GenerationRequest, ScoreRequest,
-                                   common_prefix_length, constrained_logprobs)
+                                   constrained_logprobs, continuation_tokens)
 from tagsmith.errors import EngineError, ModelNotFoundError
 from tagsmith.model_store import resolve_model
 
@@ -145,9 +145,7 @@ class VLLMEngine(Engine):
             spans: dict[int, list[tuple[int, list[int]]]] = {}  # request -> (shared, tokens) per continuation
             for i in indices:
                 r = requests[i]
-                chat = tokenizer.apply_chat_template(list(r.messages), tokenize=False, add_generation_prompt=True)
-                seqs = [tokenizer.encode(chat + r.prefix + c, add_special_tokens=False) for c in r.continuations]
-                shared = common_prefix_length(seqs)
+                seqs, shared = continuation_tokens(tokenizer, r)
                 for seq in seqs:
                     for j in range(shared, len(seq)):
                         wanted.setdefault(tuple(seq[:j]), set()).add(seq[j])
