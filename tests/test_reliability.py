@@ -67,12 +67,61 @@ def test_damage_in_the_middle_is_refused_with_its_line_and_nothing_is_deleted(tm
 
 
 def test_a_second_writer_is_refused(tmp_path):
+    from tagsmith.results_store import ResultsFile
+
     src, out = write_items(tmp_path / "in.jsonl", 3), tmp_path / "out.jsonl"
-    with open(out, "a") as held:  # another run holds the output
-        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with ResultsFile(out):  # another run holds the output
         r = run("tag", "-i", src, "-o", out, "--vocab", "wdc-pave")
     assert r.exit_code == 2 and "another tagsmith run is writing" in r.output
     assert out.read_text() == ""
+
+
+def test_output_of_another_job_is_refused_and_kept(tmp_path):
+    src, out = write_items(tmp_path / "in.jsonl", 4), tmp_path / "out.jsonl"
+    assert run("tag", "-i", src, "-o", out, "--vocab", "wdc-pave", "--limit", 2).exit_code == 0
+    before = out.read_bytes()
+    r = run("tag", "-i", src, "-o", out, "--vocab", "wdc-pave", "--template", "compact")
+    assert r.exit_code == 2 and "holds results of another job" in r.output and "template" in r.output
+    other = write_items(tmp_path / "other.jsonl", 4)
+    r = run("tag", "-i", other, "-o", out, "--vocab", "wdc-pave")
+    assert r.exit_code == 2 and "input" in r.output and out.read_bytes() == before
+    r = run("tag", "-i", src, "-o", out, "--vocab", "wdc-pave", "--engine", "fake", "-b", 1)  # same job
+    assert r.exit_code == 0 and "2 already done" in r.output and len(out.read_text().splitlines()) == 4
+
+
+def test_output_without_a_job_record_must_hold_this_runs_vocabularies(tmp_path):
+    src, out = write_items(tmp_path / "in.jsonl", 2), tmp_path / "out.jsonl"
+    assert run("tag", "-i", src, "-o", out, "--vocab", "wdc-pave").exit_code == 0
+    (tmp_path / "out.jsonl.job").unlink()  # written by an older tagsmith, or copied
+    vocab = tmp_path / "mine.yaml"
+    vocab.write_text("name: mine\nfacets:\n  - name: Color\n    values: [Red, Blue]\n")
+    before = out.read_bytes()
+    r = run("tag", "-i", src, "-o", out, "--vocab", vocab)
+    assert r.exit_code == 2 and "holds results for vocabulary" in r.output and out.read_bytes() == before
+    assert run("tag", "-i", src, "-o", out, "--vocab", "wdc-pave").exit_code == 0  # its own: resumed
+    assert len(out.read_text().splitlines()) == 2
+
+
+def test_errored_items_are_tagged_again_without_duplicates(tmp_path):
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+
+    def write(category_of_b):
+        src.write_text(json.dumps({"id": "a", "title": "Tacori ring", "category": "Jewelry"}) + "\n"
+                       + json.dumps({"id": "b", "title": "Tacori band", "category": category_of_b}) + "\n")
+
+    def results():
+        return {json.loads(x)["id"]: json.loads(x) for x in out.read_text().splitlines()}
+
+    write("Toys")  # no vocabulary for that category: an error for b
+    assert run("tag", "-i", src, "-o", out, "--vocab", "wdc-pave").exit_code == 0
+    assert results()["b"]["error"] and not results()["a"]["error"]
+    write("Jewelry")  # the user fixes the input
+    r = run("tag", "-i", src, "-o", out, "--vocab", "wdc-pave", "--keep-errors")
+    assert r.exit_code == 0 and results()["b"]["error"]
+    r = run("tag", "-i", src, "-o", out, "--vocab", "wdc-pave")
+    assert r.exit_code == 0 and "1 items that failed before are tagged again" in r.output
+    lines = out.read_text().splitlines()
+    assert len(lines) == 2 and not results()["b"]["error"] and results()["b"]["tags"]
 
 
 def test_every_item_failing_is_a_failed_run(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import tagsmith
 from tagsmith.errors import ConfigError
 from tagsmith.items import Item
-from tagsmith.runtime import FileJob, RunSpec, build_tagger, plan_run, tag_stream
+from tagsmith.runtime import FileJob, RunSpec, build_tagger, open_output, plan_run, tag_stream
 
 from conftest import SMALL_VOCAB
 
@@ -70,8 +70,8 @@ def test_file_job_writes_only_what_is_missing(use_fake_engine, kitchen, tmp_path
     src.write_text("".join(json.dumps({"id": i, "title": f"pan {i}"}) + "\n" for i in range(5)))
     from tagsmith.items import read_items
 
-    assert FileJob(tagger, src, read_items(src), out, limit=2).run().tagged == 2
-    assert FileJob(tagger, src, read_items(src), out).run().tagged == 3
+    assert FileJob(tagger, src, read_items(src), open_output(src, out), limit=2).run().tagged == 2
+    assert FileJob(tagger, src, read_items(src), open_output(src, out)).run().tagged == 3
     assert sorted(json.loads(line)["id"] for line in out.read_text().splitlines()) == ["0", "1", "2", "3", "4"]
 
 

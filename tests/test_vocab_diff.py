@@ -58,7 +58,8 @@ def fake(use_fake_engine):
     return use_fake_engine.created
 
 
-def test_retag_command_calls_the_model_only_for_affected_items(fake, tmp_path):
+def retag_files(tmp_path):
+    """Old and new vocabularies, items, previous results, and the outputs' paths."""
     old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
     old.write_text(yaml.safe_dump(SMALL_VOCAB))
     edit = edited()
@@ -72,9 +73,17 @@ def test_retag_command_calls_the_model_only_for_affected_items(fake, tmp_path):
     previous.write_text("".join(json.dumps({"id": str(i), "tags": t}) + "\n" for i, t in [
         (1, {"Color": ["Stainless Steel"]}), (2, {"Material": ["Wood"]}), (3, {"Material": []}),
         (4, {"Color": ["Red"]})]))
-    out, diff = tmp_path / "new.jsonl", tmp_path / "diff.jsonl"
-    r = CliRunner().invoke(main, ["retag", "--old-vocab", old, "--vocab", new, "-i", items, "--previous", previous,
-                                  "-o", out, "--diff", diff, "--no-progress", "--adapter", "none"])
+    return old, new, items, previous, tmp_path / "new.jsonl", tmp_path / "diff.jsonl"
+
+
+def run_retag(old, new, items, previous, out, diff):
+    return CliRunner().invoke(main, ["retag", "--old-vocab", old, "--vocab", new, "-i", items, "--previous", previous,
+                                     "-o", out, "--diff", diff, "--no-progress", "--adapter", "none"])
+
+
+def test_retag_command_calls_the_model_only_for_affected_items(fake, tmp_path):
+    old, new, items, previous, out, diff = retag_files(tmp_path)
+    r = run_retag(old, new, items, previous, out, diff)
     assert r.exit_code == 0, r.output
     results = {x["id"]: x for x in map(json.loads, out.read_text().splitlines())}
     assert set(results) == {"1", "2", "3", "4"}
@@ -86,3 +95,17 @@ def test_retag_command_calls_the_model_only_for_affected_items(fake, tmp_path):
     assert diffs["1"]["added"] == {"Color": ["Steel Grey"]} and diffs["1"]["removed"] == {"Color": ["Stainless Steel"]}
     assert diffs["2"]["removed"] == {"Material": ["Wood"]} and diffs["2"]["added"]["Material"] == ["Glass"]
     assert "4" not in diffs
+
+
+def test_retag_resumes_without_duplicates_and_refuses_to_mix_jobs(fake, tmp_path):
+    old, new, items, previous, out, diff = retag_files(tmp_path)
+    kept = previous.read_bytes()
+    r = run_retag(old, new, items, previous, previous, diff)
+    assert r.exit_code == 2 and "the output is the input file" in r.output and previous.read_bytes() == kept
+    assert run_retag(old, new, items, previous, out, diff).exit_code == 0
+    written = out.read_bytes(), diff.read_bytes()
+    r = run_retag(old, new, items, previous, out, diff)  # finished: a re-run adds nothing
+    assert r.exit_code == 0 and (out.read_bytes(), diff.read_bytes()) == written
+    r = run_retag(new, old, items, previous, out, diff)  # another change into the same files
+    assert r.exit_code == 2 and "holds results of another job" in r.output
+    assert (out.read_bytes(), diff.read_bytes()) == written

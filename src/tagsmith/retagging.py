@@ -17,7 +17,7 @@ from typing import Any
 
 from tagsmith.config import TaggingSettings
 from tagsmith.items import Item, read_items
-from tagsmith.results_store import ResultsFile, read_results
+from tagsmith.results_store import JobRecord, ResultsFile, read_results
 from tagsmith.runtime import count_lines, refuse_same_file
 from tagsmith.tagger import Tagger, clean_item
 from tagsmith.vocab_diff import VocabularyChange, plan_update, tag_diff
@@ -34,10 +34,11 @@ class RetagStats:
 def retag(make_tagger: Callable[[], Tagger], new: VocabularySet, changes: dict[str, VocabularyChange],
           input_path: Path, previous_path: Path, output_path: Path, diff_path: Path, *,
           settings: TaggingSettings, retag_all: bool = False, batch_size: int = 32,
-          progress: bool = False) -> RetagStats:
+          progress: bool = False, job: JobRecord | None = None) -> RetagStats:
     """Write every item of `input_path` to `output_path` with tags for the `new` vocabulary,
     and each changed item's added/removed tags to `diff_path`. `make_tagger` is called once,
-    on the first item that needs the model."""
+    on the first item that needs the model. `job` is recorded beside both outputs (a re-run
+    with other inputs or settings is refused instead of mixing two jobs' lines)."""
     from tqdm import tqdm
 
     previous = read_results(previous_path)
@@ -45,7 +46,12 @@ def retag(make_tagger: Callable[[], Tagger], new: VocabularySet, changes: dict[s
         refuse_same_file(other, output_path)
         refuse_same_file(other, diff_path)
     refuse_same_file(output_path, diff_path)
-    store, diffs = ResultsFile(output_path), ResultsFile(diff_path, required=("id",))
+    store = ResultsFile(output_path, job=job)
+    try:
+        diffs = ResultsFile(diff_path, required=("id",), job=job)
+    except BaseException:
+        store.close()
+        raise
     tagger: Tagger | None = None
     stats = RetagStats()
     pending: list[tuple[Item, list[str], dict[str, list[str]]]] = []

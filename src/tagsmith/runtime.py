@@ -24,7 +24,7 @@ from tagsmith.errors import InputError
 from tagsmith.examples import ExampleIndex, load_examples
 from tagsmith.items import Item
 from tagsmith.prompts import PromptTemplate, load_template
-from tagsmith.results_store import ResultsFile
+from tagsmith.results_store import JobRecord, ResultsFile
 from tagsmith.tagger import Tagger, TagResult
 from tagsmith.vocabulary import VocabularySet, resolve_vocabularies
 
@@ -292,26 +292,46 @@ def count_lines(path: Path) -> int | None:
         return None
 
 
+def job_record(spec: RunSpec, vocabularies: VocabularySet, input_path: Path) -> JobRecord:
+    """What makes a file job's results one job's: the input and everything that decides the
+    tags (not the engine or batch size, which a resumed run may change)."""
+    settings = spec.settings()
+    return {"input": str(Path(input_path).resolve()),
+            "vocabularies": {v.name: v.digest for v in vocabularies},
+            "model": settings.model.name, "adapter": spec.adapter or AUTO, "template": spec.template,
+            "tagging": settings.tagging.model_dump(mode="json", exclude={"template"})}
+
+
+def open_output(input_path: Path, output_path: Path, job: JobRecord | None = None, *,
+                retry_errors: bool = True) -> ResultsFile:
+    """The output of a file job, checked before any model loads: not the input, tagsmith
+    results of this job only, one writer. With `retry_errors` errored results are removed so
+    that this run tags their items again."""
+    refuse_same_file(input_path, output_path)
+    return ResultsFile(output_path, job=job, retry_errors=retry_errors)
+
+
 @dataclass
 class FileJob:
-    """Tagging one input file into a resumable JSONL output (or into a callback)."""
+    """Tagging one input file into a resumable JSONL output (`open_output`) or into a callback."""
 
     tagger: Tagger
     input_path: Path
     items: Iterable[Item]
-    output_path: Path | None = None
+    store: ResultsFile | None = None
     batch_size: int | None = None
     limit: int | None = None
 
     def run(self, *, progress: bool = False, echo: Callable[[dict[str, Any]], None] | None = None,
             note: Callable[[str], None] = log.info) -> TagStats:
-        """Tag what the output does not hold yet. Without an output, each record goes to `echo`."""
-        if self.output_path:
-            refuse_same_file(self.input_path, self.output_path)
-        store = ResultsFile(self.output_path) if self.output_path else None
+        """Tag what the output does not hold yet (the store is closed at the end). Without an
+        output, each record goes to `echo`."""
+        store = self.store
         done = set(store.done) if store else set()
         if store and store.repaired:
-            note(f"note: {self.output_path} ended in a partly written line; it was removed")
+            note(f"note: {store.path} ended in a partly written line; it was removed")
+        if store and store.retrying:
+            note(f"note: {store.retrying} items that failed before are tagged again")
         total = count_lines(self.input_path)
         if total is not None:
             total = max(0, total - len(done))

@@ -38,7 +38,7 @@ def retag(old_vocab: str, vocab: str, input_path: Path, previous_path: Path, out
     item of a changed vocabulary). Unaffected items keep their tags without a model call.
     """
     from tagsmith.retagging import retag as run_retag
-    from tagsmith.runtime import RunSpec, build_tagger
+    from tagsmith.runtime import RunSpec, build_tagger, job_record
     from tagsmith.vocab_diff import diff_vocabularies
     from tagsmith.vocabulary import resolve_vocabularies
 
@@ -49,6 +49,9 @@ def retag(old_vocab: str, vocab: str, input_path: Path, previous_path: Path, out
     changes = diff_vocabularies(old, new)
     say(*(c.summary() for c in changes.values()))
 
+    job = {**job_record(spec, new, input_path), "previous": str(previous_path.resolve()),
+           "old_vocabularies": {v.name: v.digest for v in old}}
+
     def make_tagger():  # type: ignore[no-untyped-def]
         built = build_tagger(spec, new)
         say(*built.plan.notes)
@@ -57,7 +60,7 @@ def retag(old_vocab: str, vocab: str, input_path: Path, previous_path: Path, out
     try:
         stats = run_retag(make_tagger, new, changes, input_path, previous_path, output_path, diff_path,
                           settings=settings.tagging, retag_all=retag_all,
-                          batch_size=settings.engine.batch_size or 32, progress=progress)
+                          batch_size=settings.engine.batch_size or 32, progress=progress, job=job)
     except KeyboardInterrupt:
         say(f"interrupted; re-run the same command to continue ({output_path})")
         sys.exit(130)

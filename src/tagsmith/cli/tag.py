@@ -20,8 +20,9 @@ from tagsmith.cli.options import progress_option, run_options
 @click.option("--input", "-i", "input_path", type=click.Path(path_type=Path),
               help="Items to tag: .jsonl (one object per line) or .csv with a header.")
 @click.option("--output", "-o", "output_path", type=click.Path(path_type=Path),
-              help="Write results here as JSONL, one line per item. Re-running skips ids already "
-                   "in the file, so an interrupted run continues where it stopped. "
+              help="Write results here as JSONL, one line per item, and the job's record beside it "
+                   "(FILE.job). Re-running the same command skips ids already in the file, so an "
+                   "interrupted run continues where it stopped; a run with other settings is refused. "
                    "Without it, results go to standard output.")
 @click.option("--description", "-d", default="", help="With TEXT: the item's description.")
 @click.option("--category", "-c", default=None,
@@ -57,6 +58,9 @@ from tagsmith.cli.options import progress_option, run_options
 @click.option("--description-field", default=None,
               help="Input field with the description [default: description, input_description, body, text].")
 @click.option("--category-field", default=None, help="Input field with the category [default: category].")
+@click.option("--retry-errors/--keep-errors", default=True,
+              help="With --output: tag again the items whose earlier result has an 'error' (their old lines "
+                   "are removed first), or keep those results as they are [default: retry].")
 @click.option("--raw/--no-raw", default=False, help="With TEXT: also print the model's raw output.")
 @progress_option
 @friendly_errors
@@ -65,14 +69,15 @@ def tag(text: str | None, vocab: str, input_path: Path | None, output_path: Path
         adapter: str | None, config: Path | None, base_url: str | None, batch_size: int | None,
         limit: int | None, shortlist_k: int | None, examples: Path | None, examples_k: int | None,
         option_scoring: str | None, option_scoring_max: int | None, min_confidence: float | None, id_field: str | None, title_field: str | None,
-        description_field: str | None, category_field: str | None, raw: bool, progress: bool) -> None:
+        description_field: str | None, category_field: str | None, retry_errors: bool, raw: bool,
+        progress: bool) -> None:
     """Tag one product (TEXT, its title) or a file of products (--input).
 
     Every tag in the output comes from the vocabulary; extractive facets (part numbers and
     the like) hold text copied from the item itself.
     """
     from tagsmith.items import FieldMap, Item, read_items
-    from tagsmith.runtime import FileJob, RunSpec, build_tagger
+    from tagsmith.runtime import FileJob, RunSpec, build_tagger, job_record, open_output
     from tagsmith.vocabulary import resolve_vocabularies
 
     if (text is None) == (input_path is None):
@@ -87,10 +92,18 @@ def tag(text: str | None, vocab: str, input_path: Path | None, output_path: Path
     vocabularies = resolve_vocabularies(vocab)
     fields = FieldMap.with_overrides(id=id_field, title=title_field, description=description_field,
                                      category=category_field)
+    store = None
     if input_path is not None:
         next(iter(read_items(input_path, fields)), None)  # opens and checks the format
-
-    built = build_tagger(spec, vocabularies)
+        if output_path is not None:
+            store = open_output(input_path, output_path, job_record(spec, vocabularies, input_path),
+                                retry_errors=retry_errors)
+    try:
+        built = build_tagger(spec, vocabularies)
+    except BaseException:
+        if store:
+            store.close()
+        raise
     say(*built.plan.notes)
     if text is not None:
         result = built.tagger.tag(Item(id="1", title=text, description=description, category=category))
@@ -102,7 +115,7 @@ def tag(text: str | None, vocab: str, input_path: Path | None, output_path: Path
             sys.exit(1)
         return
     assert input_path is not None
-    job = FileJob(built.tagger, input_path, read_items(input_path, fields), output_path, batch_size, limit)
+    job = FileJob(built.tagger, input_path, read_items(input_path, fields), store, batch_size, limit)
     try:
         stats = job.run(progress=progress, note=say,
                         echo=lambda record: click.echo(json.dumps(record, ensure_ascii=False)))
