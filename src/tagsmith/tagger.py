@@ -41,9 +41,14 @@ class TagResult:
     duplicates: int = 0
     #: facets answered by option scoring: the probability of each option ("" = no value)
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: the chat messages sent to the model (kept only when the tagger is asked: eval reports)
+    prompt: list[dict[str, str]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if out["prompt"] is None:
+            del out["prompt"]
+        return out
 
 
 def clean_item(item: Item, settings: TaggingSettings) -> tuple[str, str, list[str]]:
@@ -74,8 +79,11 @@ class Tagger:
     def __init__(self, engine: Engine, vocabularies: VocabularySet | Vocabulary,
                  template: PromptTemplate, settings: TaggingSettings | None = None,
                  adapter: str | None = None, shortlister: Shortlister | None = None,
-                 examples: ExampleIndex | None = None) -> None:
+                 examples: ExampleIndex | None = None, keep_prompts: bool = False) -> None:
+        """`keep_prompts`: each result carries the messages its model call was given (for
+        reports that show what the model saw; off for ordinary tagging, where it is bulk)."""
         self.engine = engine
+        self.keep_prompts = keep_prompts
         self.vocabularies = (vocabularies if isinstance(vocabularies, VocabularySet)
                              else VocabularySet([vocabularies]))
         self.template = template
@@ -182,9 +190,11 @@ class Tagger:
                                 scored_only={id(p) for p in pending if p not in decode})
         per_item = (time.perf_counter() - start) / max(1, len(items))
         results = [p.result for p in prepared]
-        for r in results:
+        for p, r in zip(prepared, results, strict=True):
             assert r is not None
             r.seconds = round(per_item, 4)
+            if self.keep_prompts and p.request is not None:
+                r.prompt = [dict(m) for m in p.request.messages]
         return results  # type: ignore[return-value]
 
     def _score_options(self, scorer: OptionScorer, prepared: list[_Prepared], scored_only: set[int]) -> None:

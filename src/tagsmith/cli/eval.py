@@ -54,12 +54,15 @@ from tagsmith.cli.options import CONFIG_HELP, progress_option
               help="Reports go to OUT/<time>-<dataset>/ (report.md, report.html, summary.json, predictions).")
 @click.option("--fail-under", type=click.FloatRange(0, 100), default=None,
               help="Exit with status 3 when any LLM run's micro F1 (in %%) is below this: a CI gate.")
+@click.option("--open", "open_report", is_flag=True,
+              help="Open report.html in the default web browser when the run is done.")
 @progress_option
 @friendly_errors
 def eval_cmd(data_path: Path, part: str, categories: tuple[str, ...], excluded: tuple[str, ...], vocab: str | None,
              models: tuple[str, ...], templates: tuple[str, ...], engines: tuple[str, ...],
              adapters: tuple[str, ...], examples: Path | None, examples_k: tuple[int, ...], baseline: bool, llm: bool, limit: int | None, batch_size: int | None,
-             config: Path | None, out_dir: Path, fail_under: float | None, progress: bool) -> None:
+             config: Path | None, out_dir: Path, fail_under: float | None, open_report: bool,
+             progress: bool) -> None:
     """Score configurations against gold labels and compare them on the same items.
 
     Runs every engine x model x adapter x template combination (the first is the reference every
@@ -81,8 +84,40 @@ def eval_cmd(data_path: Path, part: str, categories: tuple[str, ...], excluded: 
     target = result.save(out_dir)
     click.echo(result.markdown)
     say(f"\nreports: {target}/report.md, report.html, summary.json")
+    if open_report:
+        open_in_browser(target / "report.html")
     if fail_under is not None:
         low = result.below(fail_under)
         if low:
             say(f"FAIL: F1 below {fail_under}: " + ", ".join(f"{r.config.name} {100 * r.scores.f1:.1f}" for r in low))
             sys.exit(3)
+
+
+def open_in_browser(page: Path) -> None:
+    """Open a report in the user's browser, or say where it is when there is none (a server)."""
+    import webbrowser
+
+    try:
+        opened = webbrowser.open(page.resolve().as_uri())
+    except webbrowser.Error:
+        opened = False
+    if not opened:
+        say(f"no web browser found here: open {page} in one")
+
+
+@main.command("report")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--open", "open_report", is_flag=True, help="Open the rebuilt page in the default web browser.")
+@friendly_errors
+def report_cmd(run_dir: Path, open_report: bool) -> None:
+    """Rebuild report.html of an eval run folder from its saved predictions, without running a model.
+
+    RUN_DIR is a folder `tagsmith eval` wrote (runs/<time>-<dataset>/). Useful after upgrading
+    tagsmith, or when the page was deleted or edited.
+    """
+    from tagsmith.evaluation import html_report
+
+    page = html_report.write(run_dir)
+    say(f"report: {page}")
+    if open_report:
+        open_in_browser(page)

@@ -18,7 +18,7 @@ from tagsmith.config import Settings, TaggingSettings, load_settings
 from tagsmith.engines import Engine, create_engine
 from tagsmith.errors import InputError
 from tagsmith.evaluation import report
-from tagsmith.gold import Dataset, load_dataset, select_categories, split
+from tagsmith.gold import Dataset, canonical_gold, load_dataset, select_categories, split
 from tagsmith.evaluation.runner import RunConfig, RunResult, run
 from tagsmith.prompts import PromptTemplate, load_template
 from tagsmith.examples import ExampleIndex
@@ -68,6 +68,8 @@ class Report:
     markdown: str
     meta: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: per item id: the gold as scored (mapped to the vocabulary's canonical spelling)
+    gold: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
     def run(self, name: str) -> RunResult:
         return next(r for r in self.results if r.config.name == name)
@@ -78,15 +80,15 @@ class Report:
 
     def save(self, out_dir: Path) -> Path:
         """report.md, report.html, summary.json and per-run predictions in a new folder under out_dir."""
-        gold = {g.item.id: g.gold for g in self.dataset.items}
         stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{self.meta.get('data_name', 'eval')}"
         target = out_dir / stem
         n = 1
         while target.exists():  # two evals in one second must not overwrite each other
             n += 1
             target = out_dir / f"{stem}-{n}"
-        report.save(target, self.results, self.comparisons, self.markdown,
-                    report.html_report(self.markdown, self.results, gold), self.meta)
+        items = [{"id": g.item.id, "title": g.item.title, "description": g.item.description,
+                  "category": g.item.category, "gold": self.gold.get(g.item.id, g.gold)} for g in self.dataset.items]
+        report.save(target, self.results, self.comparisons, self.markdown, self.meta, items)
         return target
 
 
@@ -140,7 +142,8 @@ def llm_runs(engine_name: str, model_spec: str | None, runs: Sequence[LlmRun], d
             nonlocal engine
             if engine is None:
                 engine = create_engine(engine_name, model_spec, **options)
-            tagger = Tagger(engine, vocabularies, _run.prompt, _tagging, adapter=_run.adapter, examples=_run.examples)
+            tagger = Tagger(engine, vocabularies, _run.prompt, _tagging, adapter=_run.adapter, examples=_run.examples,
+                            keep_prompts=True)
             return [r.to_dict() for r in tagger.tag_batch([g.item for g in batch])]
 
         results.append(run(cfg, dataset, predict, cache_dir=cache_dir, vocabularies=vocabularies,
@@ -221,5 +224,6 @@ def evaluate(plan: EvalPlan) -> Report:
     meta = {"dataset": dataset.name, "data_path": str(plan.data), "split": plan.split,
             "examples": str(plan.examples) if plan.examples else None,
             "n_items": len(dataset.items), "vocab": plan.vocab or (vocabularies.source if full.vocabularies else DEFAULT_VOCAB), "limit": plan.limit,
-            "data_name": full.name.split(":")[-1].replace("/", "-")}
-    return Report(dataset, results, comps, md, meta, notes)
+            "data_name": full.name.split(":")[-1].replace("/", "-"), "mode": dataset.mode}
+    gold = {g.item.id: canonical_gold(g.gold, vocabularies, g.item.category) for g in dataset.items}
+    return Report(dataset, results, comps, md, meta, notes, gold)
