@@ -56,7 +56,8 @@ def build_report(root: Path, monkeypatch) -> Path:
         t.write_text(f"TEMPLATE-{name}: tag this product.\nProduct title: {{{{ title }}}}\nJSON answer:\n")
         templates.append(str(t))
     monkeypatch.setattr(matrix, "create_engine", lambda *a, **k: FakeEngine(_answer))
-    report = evaluate(EvalPlan(data=data, vocab=str(vocab), split="all", templates=templates, baseline=False))
+    report = evaluate(EvalPlan(data=data, vocab=str(vocab), split="all", templates=templates, adapters=("none",),
+                               baseline=False))
     return report.save(root / "runs")
 
 

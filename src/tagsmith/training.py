@@ -56,6 +56,12 @@ class TrainSettings:
     #: save a resumable checkpoint every this many steps (0 = never): a killed run continues
     #: from the last one when started again with the same data and settings
     checkpoint_every: int = 20
+    #: recompute each layer's activations in the backward pass instead of keeping them: a step
+    #: costs more compute but memory no longer grows with prompt length times depth (prompts
+    #: with worked examples otherwise exhausted 24 GB)
+    gradient_checkpointing: bool = True
+    #: a LoRA adapter to continue training from (its rank and modules are kept), or None
+    init_adapter: str | None = None
 
     def __post_init__(self) -> None:
         if self.rank < 1 or self.alpha < 1:
@@ -183,9 +189,21 @@ def train(items: Sequence[GoldItem], vocabularies: VocabularySet, template: Prom
                                                 **kwargs)
     if cuda:
         base = prepare_model_for_kbit_training(base)
-    lora = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-                      target_modules=list(settings.target_modules), task_type="CAUSAL_LM")
-    peft_model = get_peft_model(base, lora)
+    if settings.gradient_checkpointing:
+        # non-reentrant checkpointing needs no grad-requiring inputs, so frozen embeddings are fine
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        base.config.use_cache = False
+    if settings.init_adapter:
+        from peft import PeftModel
+
+        peft_model = PeftModel.from_pretrained(base, settings.init_adapter, is_trainable=True)
+        for param in peft_model.parameters():  # shipped adapters are stored in half precision
+            if param.requires_grad:
+                param.data = param.data.float()
+    else:
+        lora = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+                          target_modules=list(settings.target_modules), task_type="CAUSAL_LM")
+        peft_model = get_peft_model(base, lora)
     optimizer = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad],
                                   lr=settings.learning_rate)
     steps_per_epoch = math.ceil(len(examples) / settings.batch_size)
@@ -243,7 +261,7 @@ def train(items: Sequence[GoldItem], vocabularies: VocabularySet, template: Prom
         "vocabularies": {v.name: v.digest for v in seen_vocabularies(items, vocabularies)},
         "data_digest": data_digest(items),
         "n_examples": len(examples), "settings": {**asdict(settings), "qlora": cuda},
-        "steps": total, "seconds": round(result.seconds, 1),
+        "steps": total, "seconds": round(result.seconds, 1), "peak_memory_gb": peak_memory_gb(),
         "loss_first": losses[0], "loss_last_10_mean": sum(losses[-10:]) / len(losses[-10:]),
         **({"examples": {"digest": examples_index.digest, "k": examples_index.k, "n": len(examples_index)}}
            if examples_index else {}),
@@ -298,6 +316,15 @@ class Checkpoint:
         import shutil
 
         shutil.rmtree(self.path.parent, ignore_errors=True)
+
+
+def peak_memory_gb() -> float:
+    """This process's peak resident memory (what a 24 GB machine must hold)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2**30 if sys.platform == "darwin" else 2**20), 2)
 
 
 def answer_loss(model: Any, input_ids: Any, mask: Any, labels: Any) -> Any:

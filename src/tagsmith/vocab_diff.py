@@ -5,8 +5,8 @@ cannot change. An item is re-tagged only when
   - it holds a value that was removed (or a value of a removed facet),
   - its vocabulary gained a facet (nothing was ever asked about it), or
   - a value added to one of its facets (or a new alias) occurs word for word in its text.
-A renamed value (the new value lists the old one among its aliases) is rewritten in place,
-without a model call. The last rule is a heuristic, stated as such: an added value that the
+A renamed or merged value (a value of the new vocabulary lists the old one among its aliases)
+is rewritten in place, without a model call. The last rule is a heuristic, stated as such: an added value that the
 text never mentions can still be the right answer (say, a new colour family); `--all` re-tags
 every item of a changed vocabulary for that case.
 """
@@ -70,8 +70,10 @@ def diff_vocabulary(old: Vocabulary, new: Vocabulary) -> VocabularyChange:
         for value in a.allowed:
             if value in new_allowed:
                 continue
-            target = b.canonical(value)  # a new value that lists the old one as an alias
-            if target is not None and target not in old_allowed:
+            # a value that now lists the old one as an alias: a rename, or a merge into a value
+            # that was there already (`vocab apply`); either way old tags map forward
+            target = b.canonical(value)
+            if target is not None:
                 c.renamed[value] = target
             else:
                 c.removed.append(value)

@@ -40,6 +40,11 @@ from tagsmith.cli.options import MODEL_HELP, progress_option
 @click.option("--examples-k", default=0, show_default=True, type=click.IntRange(0, 20),
               help="Show each training prompt its K most similar other training items as worked examples "
                    "(then tag with --examples FILE, as the adapter was trained). 0 = none.")
+@click.option("--init-adapter", type=click.Path(path_type=Path), default=None, metavar="NAME|PATH",
+              help="Continue training this LoRA adapter (a folder or a shipped adapter's name) (its rank and modules are kept), e.g. to teach "
+                   "a shipped adapter to use worked examples.")
+@click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=True, show_default=True,
+              help="Recompute activations in the backward pass: slower steps, far less memory.")
 @click.option("--eval-limit", default=50, show_default=True, type=click.IntRange(0),
               help="Score the adapter on this many validation items at the end (0 = skip).")
 @progress_option
@@ -47,8 +52,8 @@ from tagsmith.cli.options import MODEL_HELP, progress_option
 def train(data_path: Path, part: str, categories: tuple[str, ...], excluded: tuple[str, ...], out_dir: Path,
           vocab: str, model: str | None, template: str | None,
           rank: int, alpha: int, target_modules: str, epochs: float, learning_rate: float, batch_size: int,
-          max_length: int, max_steps: int | None, seed: int, examples_k: int, eval_limit: int,
-          progress: bool) -> None:
+          max_length: int, max_steps: int | None, seed: int, examples_k: int, init_adapter: Path | None,
+          gradient_checkpointing: bool, eval_limit: int, progress: bool) -> None:
     """Fine-tune a LoRA adapter on gold tags (QLoRA on CUDA, plain LoRA on CPU).
 
     Examples are rendered through the same template the tagger uses and the target is the
@@ -70,6 +75,14 @@ def train(data_path: Path, part: str, categories: tuple[str, ...], excluded: tup
                              and not (out_dir / ".checkpoint").is_dir()):
         raise InputError(f"{out_dir}: exists and is not an adapter folder (nor a checkpoint to resume); "
                          "choose a new or empty --out")
+    if init_adapter is not None and not is_adapter(init_adapter):
+        from tagsmith.adapters import shipped_adapters
+
+        shipped = shipped_adapters()
+        if str(init_adapter) not in shipped:
+            raise InputError(f"{init_adapter}: not a LoRA adapter folder nor a shipped adapter's name "
+                             f"({', '.join(shipped) or 'none shipped'}) (--init-adapter)")
+        init_adapter = shipped[str(init_adapter)]
     settings = load_settings(None, {"model": {"name": model}, "tagging": {"template": template}})
     vocabularies = resolve_vocabularies(vocab)
     prompt = load_template(settings.tagging.template)
@@ -84,7 +97,9 @@ def train(data_path: Path, part: str, categories: tuple[str, ...], excluded: tup
         data.items, vocabularies, prompt, out_dir, model=settings.model.name,
         settings=TrainSettings(rank=rank, alpha=alpha, target_modules=tuple(target_modules.split(",")),
                                epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
-                               max_length=max_length, seed=seed, max_steps=max_steps),
+                               max_length=max_length, seed=seed, max_steps=max_steps,
+                               gradient_checkpointing=gradient_checkpointing,
+                               init_adapter=str(init_adapter.resolve()) if init_adapter else None),
         tagging=settings.tagging, progress=progress, examples_index=demonstrations)
     say(f"trained {result.steps} steps on {result.n_examples} examples in {result.seconds:.0f} s; "
         f"loss {result.losses[0]:.3f} -> {sum(result.losses[-10:]) / len(result.losses[-10:]):.3f} "
