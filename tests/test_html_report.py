@@ -55,9 +55,10 @@ def build_report(root: Path, monkeypatch) -> Path:
         t = root / f"template-{name.lower()}.jinja"
         t.write_text(f"TEMPLATE-{name}: tag this product.\nProduct title: {{{{ title }}}}\nJSON answer:\n")
         templates.append(str(t))
+    # the fake engine, built anew (never an engine another test left loaded in this process)
     monkeypatch.setattr(matrix, "create_engine", lambda *a, **k: FakeEngine(_answer))
-    report = evaluate(EvalPlan(data=data, vocab=str(vocab), split="all", templates=templates, adapters=("none",),
-                               baseline=False))
+    report = evaluate(EvalPlan(data=data, vocab=str(vocab), split="all", templates=templates, engines=("fake",),
+                               adapters=("none",), baseline=False))
     return report.save(root / "runs")
 
 

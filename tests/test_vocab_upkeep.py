@@ -229,7 +229,7 @@ def test_applied_patch_retags_only_affected_items_on_the_embedded_model(tmp_path
     items = tmp_path / "items.jsonl"
     titles = ["Navy blue steel frying pan", "Red wooden spoon", "Black plastic bowl", "Wooden chopping board"]
     items.write_text("".join(json.dumps({"id": str(i), "title": t}) + "\n" for i, t in enumerate(titles)))
-    run = ["--no-progress", "-e", "transformers", "-a", "none"]
+    run = ["--no-progress"]  # the default engine and adapter: a session holds them once for every test
     previous = tmp_path / "tagged.jsonl"
     r = CliRunner().invoke(main, ["tag", "-i", str(items), "-o", str(previous), "-v", str(old), *run])
     assert r.exit_code == 0, r.output
