@@ -107,6 +107,9 @@ def main() -> None:
     run = SuggestRun(spec, resolve_vocabularies(reduced_dir), items_path, args.out / "answers.jsonl", progress=True)
     suggested = run.run(min_support=args.min_support, top=args.top)
     print("\n".join(run.notes), file=sys.stderr)
+    from tagsmith.vocab_patch import dump_patch
+
+    (args.out / "suggested.yaml").write_text(dump_patch(suggested), encoding="utf-8")
 
     def keys(vocab: str, facet: str, value: str) -> set[str]:
         f = by_name[vocab].facet(facet)

@@ -16,7 +16,8 @@ from tagsmith.errors import VocabularyError
 from tagsmith.items import Item
 from tagsmith.vocab_health import audit, loose_key, near_duplicates
 from tagsmith.vocab_patch import FacetPatch, apply_patch, dump_patch, load_patch, vocabulary_yaml
-from tagsmith.vocab_suggest import gather, open_vocabulary, rejected_answers, suggest
+from tagsmith.vocab_suggest import (gather, ngrams, open_answers, open_vocabulary, rejected_answers, suggest,
+                                    text_mentions)
 from tagsmith.vocabulary import VocabularySet, load_vocabulary, parse_vocabulary
 
 
@@ -153,6 +154,24 @@ def test_suggest_ranks_new_values_and_finds_new_spellings():
     assert material.add[1]["nearest"][0] == "Steel" and material.merge == []
     found = gather(vocabs.vocabularies[0].facet("Color"), [(items[0], ["inox", "Stainless-Steel", "Reds"])])
     assert list(found.spellings) == ["Stainless Steel", "Red"] and found.new == []
+
+
+def test_text_mentions_are_runs_of_words_that_embed_like_a_facets_values():
+    assert ngrams("Navy blue, pan 2.5-GHz", 2) == ["Navy", "blue", "pan", "2.5-GHz", "Navy blue", "blue pan",
+                                                   "pan 2.5-GHz"]
+    vocab = parse_vocabulary(SMALL_VOCAB)
+    items = [(Item("1", "Navy blue pan", "made of teak"), vocab), (Item("2", "A pan"), vocab)]
+    found = text_mentions(items, FakeEncoder({"navy blue", "red"}, {"teak", "wood"}))
+    assert found[0] == (items[0][0], "test-kitchen", {"Color": ["Navy blue"], "Material": ["teak"], "Category": []})
+    assert found[1][2] == {"Color": [], "Material": [], "Category": []}
+
+
+def test_open_answers_keep_what_the_model_wrote_but_the_text_does_not_state():
+    record = {"tags": {"Color": ["Navy"]}, "rejected": [
+        {"facet": "Color", "value": "Midnight", "code": "not_in_text"},
+        {"facet": "Material", "value": "Teak", "code": "not_in_text"},
+        {"facet": "Color", "value": "x" * 100, "code": "too_long"}]}
+    assert open_answers(record) == {"Color": ["Navy", "Midnight"], "Material": ["Teak"]}
 
 
 def test_rejected_answers_of_a_closed_run_are_evidence():

@@ -3,8 +3,10 @@
 Tagging inside a closed list can only pick what is listed; a new material or connector never
 shows up. `open_vocabularies` turns every closed facet into an open one (the model copies
 what the text states for it, the facet's known values shown as examples, the schema still
-shaping the answer), the tagger answers it for each item, and `suggest` gathers the answers
-with answers the post-check rejected in an earlier closed run: each candidate is normalized
+shaping the answer), the tagger answers it for each item, and `suggest` gathers those answers
+(also the ones the text does not state word for word), the runs of words in each text that
+embed close to a facet's values (`text_mentions`), and answers the post-check rejected in an
+earlier closed run: each candidate is normalized
 (the facet's canonical spellings, `vocab_health.loose_key`), spellings of an existing value become
 proposed aliases, the rest are clustered (same loose key, or sentence embeddings at least
 `threshold` similar) and ranked by how many items support them. The result is a vocabulary
@@ -14,6 +16,7 @@ existing values.
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -159,6 +162,58 @@ def suggest(vocabularies: VocabularySet, answers: Iterable[tuple[Item, str, dict
     return patch
 
 
+def ngrams(text: str, max_words: int = 3) -> list[str]:
+    """The text's runs of 1..max_words words, as written (punctuation inside words kept)."""
+    tokens = re.findall(r"[\w][\w.,/'&+-]*[\w]|[\w]", text)
+    out = dict.fromkeys(" ".join(tokens[i:i + n]) for n in range(1, max_words + 1) for i in range(len(tokens) - n + 1))
+    return list(out)
+
+
+def text_mentions(items: Sequence[tuple[Item, Vocabulary]], encoder: Any, *, threshold: float = 0.8,
+                  max_words: int = 3, max_chars: int = 300) -> list[tuple[Item, str, dict[str, list[str]]]]:
+    """What the texts state that looks like a value of each closed facet: every short run of
+    words in the title and the start of the description whose embedding is at least
+    `threshold` similar to one of the facet's values ("Topaz" beside Quartz and Diamond).
+    No model call; many of them are noise, which support and ranking sort out."""
+    import numpy as np
+
+    texts = {item.id: f"{item.title} {item.description[:max_chars]}" for item, _ in items}
+    grams = {item.id: ngrams(texts[item.id], max_words) for item, _ in items}
+    unique = list(dict.fromkeys(g for gs in grams.values() for g in gs))
+    if not unique:
+        return []
+    index = {g: n for n, g in enumerate(unique)}
+    vectors = encoder.encode(unique)
+    facet_vectors: dict[tuple[str, str], Any] = {}
+    out = []
+    for item, vocab in items:
+        rows = np.array([index[g] for g in grams[item.id]])
+        if not len(rows):
+            continue
+        tags: dict[str, list[str]] = {}
+        for f in vocab.facets:
+            if f.extractive:
+                continue
+            key = (vocab.name, f.name)
+            if key not in facet_vectors:
+                facet_vectors[key] = encoder.encode(list(f.allowed))
+            best = (vectors[rows] @ facet_vectors[key].T).max(axis=1)
+            tags[f.name] = [grams[item.id][k] for k in np.flatnonzero(best >= threshold)]
+        out.append((item, vocab.name, tags))
+    return out
+
+
+def open_answers(record: dict[str, Any]) -> dict[str, list[str]]:
+    """Every value an open run's model wrote per facet: the tags, and the answers refused only
+    because the text does not state them word for word (a normalized value such as
+    "Generation 3" for "G3", or a category name, is still a candidate; support ranks them)."""
+    out = {facet: list(values) for facet, values in (record.get("tags") or {}).items()}
+    for rej in record.get("rejected") or []:
+        if isinstance(rej, dict) and rej.get("code") == "not_in_text" and isinstance(rej.get("value"), str):
+            out.setdefault(rej.get("facet", ""), []).append(rej["value"])
+    return out
+
+
 def rejected_answers(records: Iterable[dict[str, Any]], items: dict[str, Item]) -> list[tuple[Item, str, dict[str, list[str]]]]:
     """What a closed run's post-check refused (values not in the vocabulary), as answers."""
     out = []
@@ -188,6 +243,8 @@ class SuggestRun:
     fields: Any = None
     limit: int | None = None
     progress: bool = False
+    #: also take what the texts state that embeds close to a facet's values (no model call)
+    mentions: bool = True
     notes: list[str] = field(default_factory=list)
 
     def run(self, **options: Any) -> Patch:
@@ -208,8 +265,13 @@ class SuggestRun:
         FileJob(built.tagger, self.input_path, read_items(self.input_path, self.fields), store,
                 limit=self.limit).run(progress=self.progress, note=self.notes.append)
         items = {i.id: i for i in read_items(self.input_path, self.fields)}
-        answers = [(items[i], str(r.get("vocabulary") or ""), r.get("tags") or {})
+        answers = [(items[i], str(r.get("vocabulary") or ""), open_answers(r))
                    for i, r in read_results(self.answers_path).items() if i in items and not r.get("error")]
         if self.tagged_path is not None:
             answers += rejected_answers(read_results(self.tagged_path).values(), items)
-        return suggest(self.vocabularies, answers, encoder=shared_encoder(), **options)
+        encoder = shared_encoder()
+        if self.mentions:
+            by_name = {v.name: v for v in self.vocabularies}
+            routed = [(item, by_name[vocab]) for item, vocab, _ in answers if vocab in by_name]
+            answers += text_mentions(list({id(i): (i, v) for i, v in routed}.values()), encoder)
+        return suggest(self.vocabularies, answers, encoder=encoder, **options)
