@@ -56,6 +56,8 @@ class RunSpec:
     option_scoring_max: int | None = None
     #: option-scored tags below this probability are withheld
     min_confidence: float | None = None
+    #: each result carries the text span behind every tag (output only: not a tagging setting)
+    evidence: bool = False
 
     def settings(self) -> Settings:
         return load_settings(self.config, {
@@ -198,7 +200,7 @@ def build_tagger(spec: RunSpec, vocabularies: VocabularySet | None = None,
         engine = (create_engine(plan.engine, plan.model, **options) if plan.engine == "fake"
                   else shared_engine(plan.engine, plan.model, options))
     tagger = Tagger(engine, vocabularies, plan.template, settings.tagging, adapter=plan.adapter,
-                    examples=example_index(settings, vocabularies))
+                    examples=example_index(settings, vocabularies), evidence=spec.evidence)
     return BuiltTagger(tagger, plan, settings)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from tagsmith.config import TaggingSettings
 from tagsmith.engines.base import Engine, GenerationRequest
+from tagsmith.evidence import tag_evidence
 from tagsmith.examples import ExampleIndex
 from tagsmith.items import FieldMap, Item, clean_text, item_from_record
 from tagsmith.option_scoring import OptionScorer, ScoringJob
@@ -43,11 +44,15 @@ class TagResult:
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
     #: the chat messages sent to the model (kept only when the tagger is asked: eval reports)
     prompt: list[dict[str, str]] | None = None
+    #: per facet and value, the span of the item's text that states it, None where it does not
+    #: (only when the tagger is asked: `tag --evidence`)
+    evidence: dict[str, dict[str, str | None]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        if out["prompt"] is None:
-            del out["prompt"]
+        for optional in ("prompt", "evidence"):
+            if out[optional] is None:
+                del out[optional]
         return out
 
 
@@ -79,11 +84,14 @@ class Tagger:
     def __init__(self, engine: Engine, vocabularies: VocabularySet | Vocabulary,
                  template: PromptTemplate, settings: TaggingSettings | None = None,
                  adapter: str | None = None, shortlister: Shortlister | None = None,
-                 examples: ExampleIndex | None = None, keep_prompts: bool = False) -> None:
+                 examples: ExampleIndex | None = None, keep_prompts: bool = False,
+                 evidence: bool = False) -> None:
         """`keep_prompts`: each result carries the messages its model call was given (for
-        reports that show what the model saw; off for ordinary tagging, where it is bulk)."""
+        reports that show what the model saw; off for ordinary tagging, where it is bulk).
+        `evidence`: each result carries the text span behind every tag (`evidence.py`)."""
         self.engine = engine
         self.keep_prompts = keep_prompts
+        self.evidence = evidence
         self.vocabularies = (vocabularies if isinstance(vocabularies, VocabularySet)
                              else VocabularySet([vocabularies]))
         self.template = template
@@ -195,6 +203,8 @@ class Tagger:
             r.seconds = round(per_item, 4)
             if self.keep_prompts and p.request is not None:
                 r.prompt = [dict(m) for m in p.request.messages]
+            if self.evidence and p.vocabulary is not None and r.error is None:
+                r.evidence = tag_evidence(f"{p.title}\n{p.description}", p.vocabulary, r.tags)
         return results  # type: ignore[return-value]
 
     def _score_options(self, scorer: OptionScorer, prepared: list[_Prepared], scored_only: set[int]) -> None:

@@ -62,6 +62,9 @@ from tagsmith.cli.options import progress_option, run_options
               help="With --output: tag again the items whose earlier result has an 'error' (their old lines "
                    "are removed first), or keep those results as they are [default: retry].")
 @click.option("--raw/--no-raw", default=False, help="With TEXT: also print the model's raw output.")
+@click.option("--evidence", is_flag=True,
+              help="Each result gets \"evidence\": per tag, the span of the item's text that states it "
+                   "(null where the text does not: the model inferred it).")
 @progress_option
 @friendly_errors
 def tag(text: str | None, vocab: str, input_path: Path | None, output_path: Path | None,
@@ -70,7 +73,7 @@ def tag(text: str | None, vocab: str, input_path: Path | None, output_path: Path
         limit: int | None, shortlist_k: int | None, examples: Path | None, examples_k: int | None,
         option_scoring: str | None, option_scoring_max: int | None, min_confidence: float | None, id_field: str | None, title_field: str | None,
         description_field: str | None, category_field: str | None, retry_errors: bool, raw: bool,
-        progress: bool) -> None:
+        evidence: bool, progress: bool) -> None:
     """Tag one product (TEXT, its title) or a file of products (--input).
 
     Every tag in the output comes from the vocabulary; extractive facets (part numbers and
@@ -86,7 +89,7 @@ def tag(text: str | None, vocab: str, input_path: Path | None, output_path: Path
                    config=str(config) if config else None, batch_size=batch_size, base_url=base_url,
                    shortlist_k=shortlist_k, examples=str(examples) if examples else None, examples_k=examples_k,
                    option_scoring=option_scoring, option_scoring_max=option_scoring_max,
-                   min_confidence=min_confidence)
+                   min_confidence=min_confidence, evidence=evidence)
     # Everything cheap is checked before the model loads, so mistakes fail in a second.
     spec.settings()
     vocabularies = resolve_vocabularies(vocab)
