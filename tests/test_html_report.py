@@ -243,6 +243,7 @@ def test_report_works_in_chromium(browser, run_dir, tmp_path):
     assert len(prompt) == 2
     prompt[1].find_element(By.TAG_NAME, "summary").click()
     assert "TEMPLATE-B" in prompt[1].text and f"item {item_id[1:]}" in prompt[1].text
+    assert "evidence" in detail.text and "not stated in the text" in detail.text
     d.find_element(By.ID, "clear-item").click()
     assert count() == slots(2 * N_ITEMS)
 

@@ -84,7 +84,7 @@ def page_data(folder: RunFolder) -> dict[str, Any]:
     facets = list(dict.fromkeys(f for item in folder.items for f in item["gold"]))
     facet_index = {f: n for n, f in enumerate(facets)}
     slots: list[list[Any]] = []
-    details: list[list[Any]] = []  # per item, per run: [vocabulary, raw, error, prompt refs, rejected]
+    details: list[list[Any]] = []  # per item, per run: [vocabulary, raw, error, prompt, rejected, tags, evidence]
     for n, item in enumerate(folder.items):
         runs_detail = []
         for preds in folder.predictions:
@@ -94,7 +94,7 @@ def page_data(folder: RunFolder) -> dict[str, Any]:
             runs_detail.append([p.get("vocabulary"), p.get("raw"), p.get("error"), prompt if p.get("prompt") else None,
                                 [f"{r.get('facet', '')}: {r.get('value', '')} ({r.get('reason', '')})"
                                  for r in p.get("rejected") or []],
-                                p.get("tags") or {}])
+                                p.get("tags") or {}, p.get("evidence")])
         details.append(runs_detail)
         for facet, gold in item["gold"].items():
             cells = []

@@ -143,7 +143,7 @@ def llm_runs(engine_name: str, model_spec: str | None, runs: Sequence[LlmRun], d
             if engine is None:
                 engine = create_engine(engine_name, model_spec, **options)
             tagger = Tagger(engine, vocabularies, _run.prompt, _tagging, adapter=_run.adapter, examples=_run.examples,
-                            keep_prompts=True)
+                            keep_prompts=True, evidence=True)
             return [r.to_dict() for r in tagger.tag_batch([g.item for g in batch])]
 
         results.append(run(cfg, dataset, predict, cache_dir=cache_dir, vocabularies=vocabularies,

@@ -112,6 +112,14 @@
       h += "<h4>" + esc(r.name) + (d[0] ? " <span class=\"note\">vocabulary " + esc(d[0]) + "</span>" : "") + "</h4>";
       if (d[2]) h += "<p class=\"wrong\">error: " + esc(d[2]) + "</p>";
       if (d[4].length) h += "<p class=\"note\">rejected by the post-check: " + d[4].map(esc).join("; ") + "</p>";
+      if (d[6]) {
+        const rows = [];
+        Object.entries(d[6]).forEach(([facet, values]) => Object.entries(values).forEach(([value, span]) => {
+          rows.push("<li>" + esc(facet) + ": " + esc(value) + " &larr; " + (span == null
+            ? "<i>not stated in the text</i>" : "&ldquo;" + esc(span) + "&rdquo;") + "</li>");
+        }));
+        if (rows.length) h += "<div>evidence</div><ul class=\"evidence\">" + rows.join("") + "</ul>";
+      }
       if (d[1] != null) h += "<div>raw answer</div><pre class=\"raw\">" + esc(d[1]) + "</pre>";
       if (d[3]) {
         h += "<details class=\"prompt\"><summary>prompt (" + d[3].length + " messages, as sent to the engine)</summary>"
