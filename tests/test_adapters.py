@@ -41,6 +41,18 @@ def test_auto_picks_the_adapter_trained_for_this_model_and_vocabulary(shipped):
     assert choose_adapter(None, "other-model", small).path is None  # another base: bare model
 
 
+def test_auto_never_picks_an_adapter_trained_with_worked_examples(shipped):
+    """Measured: the examples-trained WDC-PAVE adapter is 4 F1 worse than the default without
+    examples; it is used only when named."""
+    small = VocabularySet([parse_vocabulary(SMALL_VOCAB)])
+    plain = fake_adapter(shipped / "kitchen-b", MODEL, small)
+    with_examples = fake_adapter(shipped / "kitchen-a", MODEL, small)  # sorts first
+    manifest = json.loads((with_examples / "manifest.json").read_text())
+    (with_examples / "manifest.json").write_text(json.dumps({**manifest, "examples": {"k": 3}}))
+    assert choose_adapter(None, MODEL, small).path == str(plain)
+    assert choose_adapter("kitchen-a", MODEL, small).path == str(with_examples.resolve())
+
+
 def test_auto_carries_the_adapter_to_a_vocabulary_it_never_saw(shipped):
     """Measured: trained without a category, an adapter beats the bare model on it by ~30 F1."""
     fake_adapter(shipped / "kitchen", MODEL, VocabularySet([parse_vocabulary(SMALL_VOCAB)]))
@@ -70,6 +82,7 @@ def test_the_shipped_default_adapter_matches_the_builtin_vocabulary():
         pytest.skip("no adapter ships")
     choice = choose_adapter(None, MODEL, resolve_vocabularies("wdc-pave"))
     assert choice.path is not None and choice.template
+    assert choice.name == "wdc-pave-smollm2"  # not the examples-trained one
 
 
 def test_length_grouped_batches_cover_every_example_once():

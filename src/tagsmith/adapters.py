@@ -129,12 +129,15 @@ def find_adapter(spec: str) -> Path:
 
 
 def choose_adapter(spec: str | None, model_id: str, vocabularies: VocabularySet) -> AdapterChoice:
-    """Resolve --adapter: None/'auto' (shipped adapter for this model and vocabulary, else none),
-    'none', the name of a shipped adapter, or a folder."""
+    """Resolve --adapter: None/'auto' (shipped adapter for this model and vocabulary, else none;
+    never one trained with worked examples), 'none', the name of a shipped adapter, or a folder."""
     if spec is not None and spec.lower() == NONE:
         return AdapterChoice(None)
     if spec is None or spec.lower() == AUTO:
-        manifests = {folder: read_manifest(folder) or {} for folder in shipped_adapters().values()}
+        # an adapter trained with worked examples in its prompts does worse without them, so it
+        # is never picked blindly: name it (with --examples) to use it
+        manifests = {folder: m for folder in shipped_adapters().values()
+                     if not (m := read_manifest(folder) or {}).get("examples")}
         for folder, manifest in manifests.items():
             if trained_for(manifest, model_id, vocabularies):
                 return AdapterChoice(str(folder), manifest.get("template"))
