@@ -90,7 +90,6 @@ def main() -> None:
             f.write(json.dumps({"id": g.item.id, "title": g.item.title, "description": g.item.description,
                                 "category": g.item.category}, ensure_ascii=False) + "\n")
     # which removed values are some scored item's gold, and which of those its text states
-    by_name = {v.name: v for v in vocabularies}
     gold_of: dict[tuple[str, str, str], list[str]] = {}
     for g in golds:
         vocab = vocabularies.for_category(g.item.category)
@@ -112,7 +111,7 @@ def main() -> None:
     (args.out / "suggested.yaml").write_text(dump_patch(suggested), encoding="utf-8")
 
     def keys(vocab: str, facet: str, value: str) -> set[str]:
-        f = by_name[vocab].facet(facet)
+        f = vocabularies.named(vocab).facet(facet)
         aliases = next((v.aliases for v in f.values if v.value == value), ()) if f else ()
         return {loose_key(x) for x in (value, *aliases)}
 

@@ -34,7 +34,7 @@ def value_evidence(facet: Facet, value: str, text: str) -> str | None:
         if v.value == value:
             forms += v.aliases
     if facet.hierarchy:
-        forms.append(value.split(facet.hierarchy.separator.strip())[-1].strip())
+        forms.append(facet.path(value)[-1])
     for form in sorted(dict.fromkeys(forms), key=len, reverse=True):  # the most specific first
         span = _mention(form, text)
         if span is not None:

@@ -55,6 +55,11 @@ class Rejection:
         return {"facet": self.facet, "value": self.value, "reason": reason, "code": self.reason.name.lower()}
 
 
+def rejection_text(record: dict[str, Any]) -> str:
+    """One rejection of an output line (`Rejection.to_dict`) as a reviewer reads it."""
+    return f"{record.get('facet', '')}: {record.get('value', '')} ({record.get('reason', '')})"
+
+
 @dataclass(frozen=True)
 class ParsedTags:
     tags: dict[str, list[str]]

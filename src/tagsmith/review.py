@@ -32,6 +32,7 @@ from typing import Any
 
 from tagsmith.errors import InputError
 from tagsmith.items import Item
+from tagsmith.parsing import rejection_text
 from tagsmith.vocabulary import Facet, Vocabulary, VocabularySet
 
 #: closed facets with more options than this get a searchable taxonomy control, not buttons
@@ -72,8 +73,7 @@ def facet_confidence(record: dict[str, Any], facet: str) -> float | None:
 
 def review_item(item: Item, record: dict[str, Any], vocabulary: Vocabulary) -> ReviewItem:
     tags = {f.name: list((record.get("tags") or {}).get(f.name) or []) for f in vocabulary.facets}
-    rejected = [f"{r.get('facet', '')}: {r.get('value', '')} ({r.get('reason', '')})"
-                for r in record.get("rejected") or [] if isinstance(r, dict)]
+    rejected = [rejection_text(r) for r in record.get("rejected") or [] if isinstance(r, dict)]
     return ReviewItem(item, vocabulary, tags, {f.name: facet_confidence(record, f.name) for f in vocabulary.facets},
                       record.get("error"), rejected)
 
@@ -93,7 +93,6 @@ def select(items: Iterable[Item], records: dict[str, dict[str, Any]], vocabulari
     """The items to review. `below`: those with an answer whose confidence is under it, or with
     an error or a rejected answer (None: every tagged item). `sample`: at most this many of
     those, drawn at random (reproducible with `seed`)."""
-    by_name = {v.name: v for v in vocabularies}
     chosen: list[ReviewItem] = []
     considered = unscored = 0
     seen: set[str] = set()
@@ -102,10 +101,10 @@ def select(items: Iterable[Item], records: dict[str, dict[str, Any]], vocabulari
         if record is None:
             continue
         seen.add(item.id)
-        vocabulary = by_name.get(record.get("vocabulary") or "") or vocabularies.for_category(item.category)
+        vocabulary = vocabularies.named(record.get("vocabulary")) or vocabularies.for_category(item.category)
         if vocabulary is None:
             raise InputError(f"item {item.id!r} was tagged with vocabulary {record.get('vocabulary')!r}, "
-                             f"which --vocab does not hold (it has: {', '.join(by_name)})")
+                             f"which --vocab does not hold (it has: {', '.join(v.name for v in vocabularies)})")
         r = review_item(item, record, vocabulary)
         considered += 1
         if r.least_confidence is None:
@@ -145,9 +144,8 @@ def _control_kind(facet: Facet) -> str:
 def _taxonomy_tree(parent: ET.Element, facet: Facet) -> None:
     """Nested <Choice> elements: a hierarchy's paths, or one level for a long flat list."""
     nodes: dict[tuple[str, ...], ET.Element] = {}
-    sep = facet.hierarchy.separator if facet.hierarchy else None
     for value in facet.allowed:
-        path = tuple(p.strip() for p in value.split(sep.strip())) if sep else (value,)
+        path = facet.path(value)
         for depth in range(1, len(path) + 1):
             key = path[:depth]
             if key not in nodes:
@@ -194,8 +192,7 @@ def _result(facet: Facet, name: str, values: Sequence[str], score: float | None)
     if kind == "textarea":
         value: dict[str, Any] = {"text": list(values)}
     elif kind == "taxonomy":
-        sep = facet.hierarchy.separator.strip() if facet.hierarchy else None
-        value = {"taxonomy": [[p.strip() for p in v.split(sep)] if sep else [v] for v in values]}
+        value = {"taxonomy": [list(facet.path(v)) for v in values]}
     else:
         value = {"choices": list(values)}
     out = {"from_name": name, "to_name": "title", "type": kind, "value": value}
@@ -233,14 +230,16 @@ def label_studio_tasks(selected: Sequence[ReviewItem], model_version: str = "tag
     return tasks
 
 
-def _answer_values(result: dict[str, Any], separator: str | None) -> list[str]:
+def _answer_values(result: dict[str, Any], facet: Facet | None) -> list[str]:
+    """A result's values; a taxonomy path joined as the facet writes its values (" > " when the
+    vocabulary is not at hand)."""
     value = result.get("value") or {}
     kind = result.get("type")
     if kind == "choices":
         return [str(v) for v in value.get("choices") or []]
     if kind == "taxonomy":
-        joiner = f" {separator.strip()} " if separator else " > "
-        return [joiner.join(str(p) for p in path) for path in value.get("taxonomy") or []]
+        paths = [[str(p) for p in path] for path in value.get("taxonomy") or []]
+        return [facet.join(path) if facet else " > ".join(path) for path in paths]
     if kind == "textarea":
         return [t.strip() for t in value.get("text") or [] if str(t).strip()]
     return []
@@ -265,7 +264,6 @@ def read_label_studio_export(path: str | Path, vocabularies: VocabularySet | Non
         raise InputError(f"{p}: not a Label Studio JSON export ({exc})") from None
     if not isinstance(tasks, list):
         raise InputError(f"{p}: not a Label Studio JSON export (expected a list of tasks)")
-    by_name = {v.name: v for v in vocabularies} if vocabularies else {}
     out, unannotated = [], 0
     for n, task in enumerate(tasks, 1):
         if not isinstance(task, dict) or "data" not in task or "annotations" not in task:
@@ -281,14 +279,14 @@ def read_label_studio_export(path: str | Path, vocabularies: VocabularySet | Non
             unannotated += 1
             continue
         latest = max(done, key=lambda a: (str(a.get("updated_at") or a.get("created_at") or ""), a.get("id") or 0))
-        vocabulary = by_name.get(mapping.get("vocabulary", ""))
+        vocabulary = vocabularies.named(mapping.get("vocabulary")) if vocabularies else None
         gold: dict[str, list[str]] = {facet: [] for facet in controls.values()}
         for result in latest.get("result") or []:
             facet = controls.get(result.get("from_name"))
             if facet is None:
                 continue
             f = vocabulary.facet(facet) if vocabulary else None
-            values = _answer_values(result, f.hierarchy.separator if f and f.hierarchy else None)
+            values = _answer_values(result, f)
             gold[facet] = list(dict.fromkeys(gold[facet] + values))
         out.append({"id": str(data.get("id")), "title": data.get("title") or "",
                     "description": data.get("description") or "", "category": data.get("category"), "gold": gold})
@@ -320,7 +318,6 @@ def read_csv(path: str | Path, vocabularies: VocabularySet) -> list[dict[str, An
     """Gold records from a reviewed CSV made by `write_csv`. Values are checked against each
     row's vocabulary (aliases map to their value); an unknown one is an error naming its row."""
     p = Path(path)
-    by_name = {v.name: v for v in vocabularies}
     out = []
     try:
         handle = p.open(encoding="utf-8-sig", newline="")
@@ -332,7 +329,7 @@ def read_csv(path: str | Path, vocabularies: VocabularySet) -> list[dict[str, An
         if missing:
             raise InputError(f"{p}: not a tagsmith review CSV (no {', '.join(missing)} column)")
         for n, row in enumerate(reader, 2):
-            vocabulary = by_name.get(row.get("vocabulary") or "")
+            vocabulary = vocabularies.named(row.get("vocabulary"))
             if vocabulary is None:
                 raise InputError(f"{p}:{n}: vocabulary {row.get('vocabulary')!r} is not in --vocab")
             gold: dict[str, list[str]] = {}

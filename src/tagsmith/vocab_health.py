@@ -129,10 +129,9 @@ class FacetUsage:
 
 def usage(records: Iterable[dict[str, Any]], vocabularies: VocabularySet) -> dict[tuple[str, str], FacetUsage]:
     """Per (vocabulary, facet): how often it got a value, each value's count, rejected answers."""
-    by_name = {v.name: v for v in vocabularies}
     out: dict[tuple[str, str], FacetUsage] = {}
     for r in records:
-        vocab = by_name.get(r.get("vocabulary") or "")
+        vocab = vocabularies.named(r.get("vocabulary"))
         if vocab is None or r.get("error"):
             continue
         tags = r.get("tags") or {}

@@ -33,7 +33,8 @@ import yaml
 
 from tagsmith.errors import VocabularyError
 from tagsmith.text import fold
-from tagsmith.vocabulary import Facet, Value, Vocabulary, VocabularySet, parse_vocabulary
+from tagsmith.vocabulary import (Facet, Value, Vocabulary, VocabularySet, parse_vocabulary, vocabulary_files,
+                                 vocabulary_path)
 
 HEADER = "# tagsmith vocabulary patch: edit it, then `tagsmith vocab apply PATCH VOCAB -o NEW`\n"
 
@@ -130,8 +131,7 @@ def _apply_facet(facet: Facet, changes: FacetPatch, where: str) -> Facet:
 def apply_patch(vocabularies: VocabularySet, patch: Patch) -> VocabularySet:
     """The vocabularies with the patch applied; every change is checked (a value to merge into
     or remove must exist, an added one must not) and the result validated as a vocabulary."""
-    by_name = {v.name: v for v in vocabularies}
-    unknown = sorted(set(patch) - set(by_name))
+    unknown = sorted(name for name in patch if vocabularies.named(name) is None)
     if unknown:
         raise VocabularyError(f"the patch names vocabularies this one does not have: {', '.join(unknown)}")
     out = []
@@ -159,11 +159,7 @@ def vocabulary_yaml(vocab: Vocabulary) -> str:
 def write_vocabularies(vocabularies: VocabularySet, source: str | Path, out: str | Path) -> list[Path]:
     """Write patched vocabularies as `source` was laid out: one file, or a folder of files with
     the same names (a built-in name's folder becomes `out/`)."""
-    from tagsmith.vocabulary import BUILTIN_DIR, VOCAB_SUFFIXES
-
-    src, target = Path(source), Path(out)
-    if not src.exists():
-        src = BUILTIN_DIR / str(source)
+    src, target = vocabulary_path(source), Path(out)
     if src.is_file():
         if target.is_dir():
             target = target / src.name
@@ -172,9 +168,8 @@ def write_vocabularies(vocabularies: VocabularySet, source: str | Path, out: str
     if target.exists() and not target.is_dir():
         raise VocabularyError("the vocabulary is a folder of files: -o must be a folder", path=str(target))
     target.mkdir(parents=True, exist_ok=True)
-    files = sorted(f for f in src.iterdir() if f.suffix.lower() in VOCAB_SUFFIXES)
     written = []
-    for file, vocab in zip(files, vocabularies, strict=True):
+    for file, vocab in zip(vocabulary_files(src), vocabularies, strict=True):
         path = target / file.with_suffix(".yaml").name
         path.write_text(vocabulary_yaml(vocab), encoding="utf-8")
         written.append(path)

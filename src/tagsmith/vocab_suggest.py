@@ -131,10 +131,9 @@ def suggest(vocabularies: VocabularySet, answers: Iterable[tuple[Item, str, dict
     `answers`: (item, vocabulary name, {facet: values}) from an open tagging run, and any other
     source of what items state (rejected answers of a closed run). Candidates need
     `min_support` items; at most `top` are proposed per facet, most supported first."""
-    by_name = {v.name: v for v in vocabularies}
     per_facet: dict[tuple[str, str], list[tuple[Item, Sequence[str]]]] = defaultdict(list)
     for item, vocab_name, tags in answers:
-        vocab = by_name.get(vocab_name)
+        vocab = vocabularies.named(vocab_name)
         if vocab is None:
             continue
         for f in vocab.facets:
@@ -271,7 +270,6 @@ class SuggestRun:
             answers += rejected_answers(read_results(self.tagged_path).values(), items)
         encoder = shared_encoder()
         if self.mentions:
-            by_name = {v.name: v for v in self.vocabularies}
-            routed = [(item, by_name[vocab]) for item, vocab, _ in answers if vocab in by_name]
-            answers += text_mentions(list({id(i): (i, v) for i, v in routed}.values()), encoder)
+            routed = {id(item): (item, v) for item, name, _ in answers if (v := self.vocabularies.named(name))}
+            answers += text_mentions(list(routed.values()), encoder)
         return suggest(self.vocabularies, answers, encoder=encoder, **options)

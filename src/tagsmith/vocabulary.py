@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -110,17 +110,27 @@ class Facet(BaseModel):
         """`value` in the form this facet stores (its `normalize` steps applied)."""
         return normalize(value, self.normalize)
 
+    def path(self, value: str) -> tuple[str, ...]:
+        """A value's steps from the root ("Kitchen > Knives" -> Kitchen, Knives); one step for
+        a flat facet."""
+        if not self.hierarchy:
+            return (value,)
+        return tuple(p.strip() for p in value.split(self.hierarchy.separator.strip()))
+
+    def join(self, path: Sequence[str]) -> str:
+        """The value a path of steps names (the inverse of `path`)."""
+        return self.hierarchy.separator.join(path) if self.hierarchy else " ".join(path)
+
     @cached_property
     def allowed(self) -> tuple[str, ...]:
         """Canonical values a model may answer, hierarchy ancestors included, in file order."""
         if not self.hierarchy:
             return tuple(v.value for v in self.values)
-        sep = self.hierarchy.separator
         out: dict[str, None] = {}
         for v in self.values:
-            parts = [p.strip() for p in v.value.split(sep.strip())]
+            parts = self.path(v.value)
             for i in range(1, len(parts) + 1):
-                out[sep.join(parts[:i])] = None
+                out[self.join(parts[:i])] = None
         return tuple(out)
 
     @cached_property
@@ -241,11 +251,13 @@ class VocabularySet:
     vocabularies: list[Vocabulary]
     source: str = ""
     _by_category: dict[str, Vocabulary] = field(init=False, repr=False)
+    _by_name: dict[str, Vocabulary] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.vocabularies:
             raise VocabularyError("no vocabulary files found", path=self.source or None)
         self._by_category = {}
+        self._by_name = {v.name: v for v in self.vocabularies}
         for v in self.vocabularies:
             if v.category:
                 key = fold(v.category)
@@ -254,6 +266,10 @@ class VocabularySet:
                         f"two vocabularies for category {v.category!r}: "
                         f"{self._by_category[key].name!r} and {v.name!r}", path=self.source or None)
                 self._by_category[key] = v
+
+    def named(self, name: str | None) -> Vocabulary | None:
+        """The vocabulary of this name (what an output line's "vocabulary" records), or None."""
+        return self._by_name.get(name or "")
 
     def __iter__(self) -> Iterator[Vocabulary]:
         return iter(self.vocabularies)
@@ -281,18 +297,27 @@ def builtin_vocabularies() -> list[str]:
     return sorted(p.name for p in BUILTIN_DIR.iterdir() if p.is_dir() or p.suffix in VOCAB_SUFFIXES)
 
 
+def vocabulary_path(spec: str | Path) -> Path:
+    """The file or folder a vocabulary spec names: a path, or a built-in name (e.g. 'wdc-pave')."""
+    p = Path(spec).expanduser()
+    if p.exists():
+        return p
+    builtin = BUILTIN_DIR / str(spec)
+    if builtin.exists():
+        return builtin
+    names = builtin_vocabularies()
+    hint = f" (built-in vocabularies: {', '.join(names)})" if names else ""
+    raise VocabularyError(f"no such file or folder{hint}", path=str(spec))
+
+
+def vocabulary_files(folder: Path) -> list[Path]:
+    """A folder's vocabulary files, in the order `resolve_vocabularies` loads them."""
+    return sorted(f for f in folder.iterdir() if f.suffix.lower() in VOCAB_SUFFIXES)
+
+
 def resolve_vocabularies(spec: str | Path) -> VocabularySet:
     """Load a vocabulary file, a folder of per-category files, or a built-in name (e.g. 'wdc-pave')."""
-    p = Path(spec).expanduser()
-    if not p.exists():
-        builtin = BUILTIN_DIR / str(spec)
-        if builtin.exists():
-            p = builtin
-        else:
-            names = builtin_vocabularies()
-            hint = f" (built-in vocabularies: {', '.join(names)})" if names else ""
-            raise VocabularyError(f"no such file or folder{hint}", path=str(spec))
+    p = vocabulary_path(spec)
     if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.suffix.lower() in VOCAB_SUFFIXES)
-        return VocabularySet([load_vocabulary(f) for f in files], source=str(p))
+        return VocabularySet([load_vocabulary(f) for f in vocabulary_files(p)], source=str(p))
     return VocabularySet([load_vocabulary(p)], source=str(p))

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import click
 
 from tagsmith.cli.app import friendly_errors, main, say
+from tagsmith.text import slug
 
 
 @main.group()
@@ -22,10 +22,6 @@ def review() -> None:
       tagsmith review import project-export.json --out reviewed.jsonl
       tagsmith eval --data reviewed.jsonl ...   or   tagsmith train --data reviewed.jsonl ...
     """
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^\w.-]+", "-", name).strip("-") or "vocabulary"
 
 
 @review.command("export")
@@ -92,7 +88,7 @@ def review_export(tagged: Path, vocab: str, input_path: Path | None, below: floa
         say(f"0 of {chosen.considered} items need review; nothing written")
         return
     for name, group in groups.items():
-        target = out if len(groups) == 1 else out.with_name(f"{out.stem}.{_slug(name)}{out.suffix}")
+        target = out if len(groups) == 1 else out.with_name(f"{out.stem}.{slug(name) or 'vocabulary'}{out.suffix}")
         config = target.with_name(f"{target.stem}.label-config.xml")
         target.write_text(json.dumps(rv.label_studio_tasks(group), ensure_ascii=False, indent=1), encoding="utf-8")
         config.write_text(rv.label_config(group[0].vocabulary), encoding="utf-8")

@@ -21,6 +21,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from tagsmith.errors import InputError
 from tagsmith.evaluation.metrics import SlotScore, score_slot
+from tagsmith.evaluation.report import pct
+from tagsmith.items import jsonl_records
+from tagsmith.parsing import rejection_text
 
 ASSETS = Path(__file__).with_name("assets")
 COLORS = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#9D755D", "#BAB0AC"]
@@ -44,20 +47,22 @@ class RunFolder:
             raise InputError(f"{path}: no such folder (give a run folder `tagsmith eval` wrote, e.g. runs/<time>-<dataset>)")
         try:
             summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
-            items = [json.loads(x) for x in (path / "items.jsonl").read_text(encoding="utf-8").splitlines() if x]
-            predictions = []
-            for run in summary["runs"]:
-                lines = (path / f"predictions-{run['config_key']}.jsonl").read_text(encoding="utf-8").splitlines()
-                records = (json.loads(x) for x in lines if x)
-                predictions.append({str(r["item_id"]): r for r in records})
+            items = _records(path / "items.jsonl")
+            predictions = [{str(r["item_id"]): r for r in _records(path / f"predictions-{run['config_key']}.jsonl")}
+                           for run in summary["runs"]]
         except FileNotFoundError as exc:
             missing = Path(exc.filename).name
             why = ("; folders written by a tagsmith older than the HTML viewer cannot be rebuilt"
                    if missing == "items.jsonl" else "")
             raise InputError(f"{path}: not an eval run folder ({missing} missing{why})") from None
-        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError, InputError) as exc:
             raise InputError(f"{path}: damaged eval run folder ({exc})") from None
         return cls(path, summary, items, predictions)
+
+
+def _records(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        return [record for _, record in jsonl_records(handle, path)]
 
 
 def outcome(slot: SlotScore, predicted: Sequence[str]) -> str:
@@ -92,8 +97,7 @@ def page_data(folder: RunFolder) -> dict[str, Any]:
             prompt = [[m.get("role", ""), [ref(line) for line in m.get("content", "").split("\n")]]
                       for m in p.get("prompt") or []]
             runs_detail.append([p.get("vocabulary"), p.get("raw"), p.get("error"), prompt if p.get("prompt") else None,
-                                [f"{r.get('facet', '')}: {r.get('value', '')} ({r.get('reason', '')})"
-                                 for r in p.get("rejected") or []],
+                                [rejection_text(r) for r in p.get("rejected") or []],
                                 p.get("tags") or {}, p.get("evidence")])
         details.append(runs_detail)
         for facet, gold in item["gold"].items():
@@ -234,7 +238,7 @@ def render(folder: RunFolder) -> str:
     runs = s["runs"]
     data = json.dumps(page_data(folder), ensure_ascii=False, separators=(",", ":"))
     return env.get_template("report.html.jinja").render(
-        summary=s, runs=runs, colors=COLORS, pct=lambda x: f"{100 * x:.1f}", comparisons=s.get("comparisons", []),
+        summary=s, runs=runs, colors=COLORS, pct=pct, comparisons=s.get("comparisons", []),
         facets=list(dict.fromkeys(f for r in runs for f in r["scores"]["per_facet"])),
         bars=bars_svg(runs), scatters=[(r["name"], scatter_svg(runs[0], r)) for r in runs[1:]],
         confidence=confidence_svgs(runs),

@@ -17,7 +17,8 @@ from tagsmith.evaluation.metrics import PairedDelta, flips, paired_delta
 from tagsmith.evaluation.runner import RunResult
 
 
-def _pct(x: float) -> str:
+def pct(x: float) -> str:
+    """A share as the reports print it: percent, one decimal."""
     return f"{100 * x:.1f}"
 
 
@@ -40,11 +41,11 @@ def markdown(runs: Sequence[RunResult], comps: Sequence[dict[str, Any]], dataset
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         s = r.scores
-        ci = f"[{_pct(s.f1_interval.low)}, {_pct(s.f1_interval.high)}]" if s.f1_interval else ""
+        ci = f"[{pct(s.f1_interval.low)}, {pct(s.f1_interval.high)}]" if s.f1_interval else ""
         lines.append(
-            f"| {r.config.name} | {_pct(s.precision)} | {_pct(s.recall)} | **{_pct(s.f1)}** {ci} | "
-            f"{_pct(s.macro_f1)} | {_pct(s.exact_match)} | {_pct(r.rates['oov_rate'])} | "
-            f"{_pct(r.rates['duplicate_rate'])} | {_pct(r.rates['unparseable_rate'])} | "
+            f"| {r.config.name} | {pct(s.precision)} | {pct(s.recall)} | **{pct(s.f1)}** {ci} | "
+            f"{pct(s.macro_f1)} | {pct(s.exact_match)} | {pct(r.rates['oov_rate'])} | "
+            f"{pct(r.rates['duplicate_rate'])} | {pct(r.rates['unparseable_rate'])} | "
             f"{r.seconds_per_item:.3f} | {r.items_per_second:.2f} |")
     facets = list(dict.fromkeys(f for r in runs for f in r.scores.per_facet))
     lines += ["", "### F1 per facet", "",
@@ -52,13 +53,13 @@ def markdown(runs: Sequence[RunResult], comps: Sequence[dict[str, Any]], dataset
               "|---|---|" + "---|" * len(runs)]
     for f in facets:
         support = int(max(r.scores.per_facet.get(f, {}).get("support", 0) for r in runs))
-        cells = [_pct(r.scores.per_facet[f]["f1"]) if f in r.scores.per_facet else "" for r in runs]
+        cells = [pct(r.scores.per_facet[f]["f1"]) if f in r.scores.per_facet else "" for r in runs]
         lines.append(f"| {f} | {support} | " + " | ".join(cells) + " |")
     for c in comps:
         lo, hi = c["interval"]
         verdict = ("better" if lo > 0 else "worse" if hi < 0 else "no significant difference")
-        lines += ["", f"### {c['b']} vs {c['a']}: delta F1 {_pct(c['delta_f1'])} points "
-                      f"[{_pct(lo)}, {_pct(hi)}] ({verdict})",
+        lines += ["", f"### {c['b']} vs {c['a']}: delta F1 {pct(c['delta_f1'])} points "
+                      f"[{pct(lo)}, {pct(hi)}] ({verdict})",
                   f"{len(c['wrong_to_right'])} slots wrong -> right, {len(c['right_to_wrong'])} right -> wrong"]
         for label, key in (("right -> wrong", "right_to_wrong"), ("wrong -> right", "wrong_to_right")):
             shown = c[key][:max_flips]
@@ -85,8 +86,8 @@ def confidence_markdown(runs: Sequence[RunResult]) -> list[str]:
         c = r.confidence
         assert c is not None
         auroc = f"{c.auroc:.3f}" if c.auroc is not None else "n/a"
-        lines.append(f"| {r.config.name} | {c.n} | {c.ece:.3f} | {auroc} | {_pct(c.curve[0][3])} | "
-                     f"{c.best_threshold:.2f} | {_pct(c.best_f1)} |")
+        lines.append(f"| {r.config.name} | {c.n} | {c.ece:.3f} | {auroc} | {pct(c.curve[0][3])} | "
+                     f"{c.best_threshold:.2f} | {pct(c.best_f1)} |")
     lines += ["", "The best threshold is the F1-best on these items: choose it on other data "
                   "(`[tagging] min_confidence`) before trusting the F1 there."]
     return lines
