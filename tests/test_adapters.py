@@ -41,16 +41,20 @@ def test_auto_picks_the_adapter_trained_for_this_model_and_vocabulary(shipped):
     assert choose_adapter(None, "other-model", small).path is None  # another base: bare model
 
 
-def test_auto_never_picks_an_adapter_trained_with_worked_examples(shipped):
+def test_auto_picks_an_adapter_trained_with_worked_examples_only_for_runs_with_examples(shipped):
     """Measured: the examples-trained WDC-PAVE adapter is 4 F1 worse than the default without
-    examples; it is used only when named."""
+    examples and 4.7 better with them; and only for the vocabularies it was trained on."""
     small = VocabularySet([parse_vocabulary(SMALL_VOCAB)])
     plain = fake_adapter(shipped / "kitchen-b", MODEL, small)
     with_examples = fake_adapter(shipped / "kitchen-a", MODEL, small)  # sorts first
     manifest = json.loads((with_examples / "manifest.json").read_text())
     (with_examples / "manifest.json").write_text(json.dumps({**manifest, "examples": {"k": 3}}))
     assert choose_adapter(None, MODEL, small).path == str(plain)
+    assert choose_adapter(None, MODEL, small, examples=True).path == str(with_examples)
     assert choose_adapter("kitchen-a", MODEL, small).path == str(with_examples.resolve())
+    assert choose_adapter("kitchen-b", MODEL, small, examples=True).path == str(plain.resolve())  # named wins
+    changed = VocabularySet([parse_vocabulary(dict(SMALL_VOCAB, facets=SMALL_VOCAB["facets"][:2]))])
+    assert choose_adapter(None, MODEL, changed, examples=True).path == str(plain)  # not trained on it
 
 
 def test_auto_carries_the_adapter_to_a_vocabulary_it_never_saw(shipped):
@@ -83,6 +87,9 @@ def test_the_shipped_default_adapter_matches_the_builtin_vocabulary():
     choice = choose_adapter(None, MODEL, resolve_vocabularies("wdc-pave"))
     assert choice.path is not None and choice.template
     assert choice.name == "wdc-pave-smollm2"  # not the examples-trained one
+    # validation runs (train-only vocabulary) that show worked examples get the adapter trained with them
+    choice = choose_adapter(None, MODEL, resolve_vocabularies("wdc-pave-train"), examples=True)
+    assert choice.name == "wdc-pave-smollm2-examples" and choice.template == "compact"
 
 
 def test_length_grouped_batches_cover_every_example_once():

@@ -1,6 +1,7 @@
 """Eval harness logic: datasets, split, cache, rates, baseline, CLI gate (fake engine)."""
 
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -131,9 +132,11 @@ def test_eval_cli_reports_and_gate(fake_llm, tmp_path):
             "--no-progress"]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
-    # by default the shipped adapter for this model + vocabulary runs, with its own template
-    run_name = "embedded+wdc-pave-smollm2|compact|fake"
+    # by default the shipped adapter for this model + vocabulary runs, with its own template, and
+    # 3 worked examples from the train split (the items the baseline trains on)
+    run_name = "embedded+wdc-pave-smollm2|compact+3ex|fake"
     assert run_name in r.output and "tfidf-svm baseline" in r.output
+    assert "worked examples from the train split" in r.output
     assert f"vs {run_name}: delta F1" in r.output
     (out,) = (tmp_path / "runs").iterdir()
     summary = json.loads((out / "summary.json").read_text())
@@ -144,6 +147,27 @@ def test_eval_cli_reports_and_gate(fake_llm, tmp_path):
     assert summary["runs"][0]["cached_items"] == 0
     again = json.loads(sorted((tmp_path / "runs").iterdir())[-1].joinpath("summary.json").read_text())
     assert again["runs"][0]["cached_items"] == again["n_items"]
+
+
+def test_eval_default_shows_train_split_examples_and_picks_the_adapter_trained_with_them(fake_llm, tmp_path):
+    """The default configuration on a validation split: the examples-trained adapter (for the
+    train-only vocabulary it was trained on) with worked examples drawn from train items only."""
+    data = write_jsonl(tmp_path / "w.jsonl", [wdc_record(i, "TACORI") for i in range(40)])
+    args = ["eval", "--data", str(data), "--out", str(tmp_path / "runs"), "--no-progress", "--no-baseline"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert "embedded+wdc-pave-smollm2-examples|compact+3ex|fake" in r.output
+    out = sorted((tmp_path / "runs").iterdir())[-1]
+    scored = {json.loads(line)["id"] for line in (out / "items.jsonl").read_text().splitlines()}
+    (pred_file,) = out.glob("predictions-*.jsonl")
+    shown = pred_file.read_text()
+    shown_ids = set(re.findall(r"TACORI ring (\d+)", shown))
+    assert scored and shown_ids - scored  # train items shown as examples...
+    assert not (shown_ids - scored) & set(split(load_dataset(data), "validation").ids)  # ...never validation
+    r = CliRunner().invoke(main, [*args, "--examples", "none"])
+    assert r.exit_code == 0 and "embedded+wdc-pave-smollm2|compact|fake" in r.output
+    r = CliRunner().invoke(main, [*args, "--examples", str(tmp_path / "missing.jsonl")])
+    assert r.exit_code == 2 and "no such file" in r.output
 
 
 def test_eval_cli_bad_data_is_a_clear_error(tmp_path):
@@ -159,7 +183,7 @@ def test_eval_cli_adapter_matrix(fake_llm, tmp_path):
     args = ["eval", "--data", str(data), "--out", str(tmp_path / "runs"), "--no-progress", "--no-baseline"]
     r = CliRunner().invoke(main, [*args, "-a", "none", "-a", str(adapter)])
     assert r.exit_code == 0, r.output
-    assert "embedded+my-lora|default|fake vs embedded|default|fake" in r.output
+    assert "embedded+my-lora|default+3ex|fake vs embedded|default+3ex|fake" in r.output
     r = CliRunner().invoke(main, [*args, "-a", str(tmp_path)])
     assert r.exit_code == 2 and "not a peft adapter folder" in r.output
 

@@ -128,16 +128,24 @@ def find_adapter(spec: str) -> Path:
     return shipped[spec]
 
 
-def choose_adapter(spec: str | None, model_id: str, vocabularies: VocabularySet) -> AdapterChoice:
-    """Resolve --adapter: None/'auto' (shipped adapter for this model and vocabulary, else none;
-    never one trained with worked examples), 'none', the name of a shipped adapter, or a folder."""
+def choose_adapter(spec: str | None, model_id: str, vocabularies: VocabularySet,
+                   examples: bool = False) -> AdapterChoice:
+    """Resolve --adapter: None/'auto', 'none', the name of a shipped adapter, or a folder.
+
+    'auto' is the shipped adapter for this model and vocabulary, else one of the same model
+    (the task transfers), else none. An adapter trained with worked examples in its prompts is
+    picked only when the run shows worked examples too (`examples`) and it was trained for
+    exactly these vocabularies: with examples it beats the plain one, without them it does worse
+    (README, "Quality on WDC-PAVE validation")."""
     if spec is not None and spec.lower() == NONE:
         return AdapterChoice(None)
     if spec is None or spec.lower() == AUTO:
-        # an adapter trained with worked examples in its prompts does worse without them, so it
-        # is never picked blindly: name it (with --examples) to use it
-        manifests = {folder: m for folder in shipped_adapters().values()
-                     if not (m := read_manifest(folder) or {}).get("examples")}
+        every = {folder: read_manifest(folder) or {} for folder in shipped_adapters().values()}
+        if examples:
+            for folder, manifest in every.items():
+                if manifest.get("examples") and trained_for(manifest, model_id, vocabularies):
+                    return AdapterChoice(str(folder), manifest.get("template"))
+        manifests = {folder: m for folder, m in every.items() if not m.get("examples")}
         for folder, manifest in manifests.items():
             if trained_for(manifest, model_id, vocabularies):
                 return AdapterChoice(str(folder), manifest.get("template"))

@@ -85,16 +85,19 @@ class RunPlan:
 
 
 def choose_run_adapter(engine_name: str, model_spec: str | None, vocabularies: VocabularySet,
-                       spec: str | None, notes: list[str]) -> AdapterChoice:
-    """Resolve --adapter for this engine and model; explanations go to `notes`."""
+                       spec: str | None, notes: list[str], examples: bool = False) -> AdapterChoice:
+    """Resolve --adapter for this engine and model (`examples`: the run shows worked examples);
+    explanations go to `notes`."""
     if engine_name == "openai":  # adapters live on the server, addressed by name
         return AdapterChoice(None if (spec or AUTO).lower() in (AUTO, NONE) else spec)
     from tagsmith.model_store import model_id
 
-    choice = choose_adapter(spec, model_id(model_spec), vocabularies)
+    choice = choose_adapter(spec, model_id(model_spec), vocabularies, examples=examples)
     notes.extend(f"warning: {w}" for w in choice.warnings)
     if choice.path and spec in (None, AUTO):
-        why = ("trained for this model and vocabulary" if choice.trained_on_vocabulary else
+        trained_k = ((read_manifest(choice.path) or {}).get("examples") or {}).get("k")
+        why = (f"trained for this model and vocabulary{f' with {trained_k} worked examples per prompt' if trained_k else ''}"
+               if choice.trained_on_vocabulary else
                "trained for this model on other vocabularies: it carries the task to new ones")
         notes.append(f"using adapter {choice.name} ({why}; --adapter none for the bare model)")
     return choice
@@ -139,11 +142,13 @@ def plan_run(settings: Settings, vocabularies: VocabularySet, *, adapter: str | 
     engine_spec = engine or settings.engine.name
     model_spec = model or settings.model.name
     notes: list[str] = []
-    choice = choose_run_adapter(resolve_engine_name(engine_spec), model_spec, vocabularies, adapter, notes)
+    shows_examples = bool(settings.tagging.examples and settings.tagging.examples_k)
+    choice = choose_run_adapter(resolve_engine_name(engine_spec), model_spec, vocabularies, adapter, notes,
+                                examples=shows_examples)
     name, run_model, run_adapter = placement(engine_spec, model_spec, choice.path, notes)
     prompt = run_template(choice, template, settings.tagging.template, notes)
     trained_k = ((read_manifest(choice.path) or {}).get("examples") or {}).get("k") if choice.path else None
-    if trained_k and not settings.tagging.examples:
+    if trained_k and not shows_examples:
         notes.append(f"warning: adapter {choice.name} was trained with {trained_k} worked examples per prompt; "
                      "pass --examples FILE (labelled items) to tag the way it was trained")
     return RunPlan(name, run_model, run_adapter, prompt, choice, notes)

@@ -36,10 +36,11 @@ from tagsmith.cli.options import CONFIG_HELP, progress_option
                    "'none' = the base model, 'auto' = the shipped adapter for the model and vocabulary "
                    "(none if there is none) [default: auto]. Without --template each adapter runs with "
                    "the template it was trained with.")
-@click.option("--examples", "examples", type=click.Path(path_type=Path), default=None,
-              help="Gold-labelled JSONL whose items most similar to each scored item are shown in the prompt "
-                   "as worked examples (scored items are never in the pool). Often the --data file itself: "
-                   "with --split validation only its train items are shown.")
+@click.option("--examples", "examples", metavar="auto|none|FILE", default="auto", show_default=True,
+              help="Gold-labelled file whose items most similar to each scored item are shown in the prompt "
+                   "as worked examples (scored items are never in the pool). 'auto': with --split validation, "
+                   "the train split of --data (the items the baseline trains on), else none; 'none': "
+                   "no examples.")
 @click.option("--examples-k", "examples_k", type=click.IntRange(0, 20), multiple=True,
               help="Worked examples per item [default: 3]; repeat for a matrix (0 = a run without examples), "
                    "e.g. --examples-k 0 --examples-k 3 compares both on the same items.")
@@ -60,7 +61,7 @@ from tagsmith.cli.options import CONFIG_HELP, progress_option
 @friendly_errors
 def eval_cmd(data_path: Path, part: str, categories: tuple[str, ...], excluded: tuple[str, ...], vocab: str | None,
              models: tuple[str, ...], templates: tuple[str, ...], engines: tuple[str, ...],
-             adapters: tuple[str, ...], examples: Path | None, examples_k: tuple[int, ...], baseline: bool, llm: bool, limit: int | None, batch_size: int | None,
+             adapters: tuple[str, ...], examples: str, examples_k: tuple[int, ...], baseline: bool, llm: bool, limit: int | None, batch_size: int | None,
              config: Path | None, out_dir: Path, fail_under: float | None, open_report: bool,
              progress: bool) -> None:
     """Score configurations against gold labels and compare them on the same items.

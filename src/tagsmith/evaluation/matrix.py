@@ -49,8 +49,10 @@ class EvalPlan:
     llm: bool = True
     #: gold file whose items most similar to each scored item are shown as worked examples
     #: (never a scored item: their ids are left out of the pool), and how many per item: each
-    #: count is a run of the matrix (0 = without examples), default the settings' examples_k
-    examples: str | Path | None = None
+    #: count is a run of the matrix (0 = without examples), default the settings' examples_k.
+    #: 'auto': when scoring the validation split, the train split of `data` (the labelled items
+    #: the baseline trains on, which a user with that data has too); else none. None/'none': none.
+    examples: str | Path | None = "auto"
     examples_k: Sequence[int] = ()
     limit: int | None = None
     batch_size: int | None = None
@@ -174,11 +176,25 @@ def baseline_run(train: Dataset, dataset: Dataset, vocabularies: VocabularySet) 
                progress=False)
 
 
+def example_pool(plan: EvalPlan, full: Dataset) -> str | Path | None:
+    """The worked-example file the plan's runs draw from ('auto' resolved; see EvalPlan)."""
+    if plan.examples is None or str(plan.examples).lower() == "none":
+        return None
+    if str(plan.examples).lower() != "auto":
+        if not Path(plan.examples).is_file():
+            raise InputError(f"--examples {plan.examples}: no such file")
+        return plan.examples
+    if plan.split == "validation" and split(full, "train").items:
+        return plan.data
+    return None
+
+
 def evaluate(plan: EvalPlan) -> Report:
     """Score every configuration of `plan` on the same items and compare them."""
-    settings = load_settings(plan.config, {"engine": {"batch_size": plan.batch_size},
-                                           "tagging": {"examples": str(plan.examples) if plan.examples else None}})
     full = select_categories(load_dataset(plan.data), tuple(plan.categories), tuple(plan.exclude_categories))
+    pool = example_pool(plan, full)
+    settings = load_settings(plan.config, {"engine": {"batch_size": plan.batch_size},
+                                           "tagging": {"examples": str(pool) if pool else None}})
     vocabularies = (resolve_vocabularies(plan.vocab) if plan.vocab else
                     full.vocabularies or resolve_vocabularies(DEFAULT_VOCAB))
     dataset = split(full, plan.split)
@@ -188,24 +204,28 @@ def evaluate(plan: EvalPlan) -> Report:
         raise InputError(f"no items in {dataset.name}")
     prompts = [load_template(t) for t in plan.templates]
     notes: list[str] = []
+    if pool and plan.llm and str(plan.examples).lower() == "auto":
+        notes.append(f"note: worked examples from the train split of {plan.data} (--examples none for none)")
     results: list[RunResult] = []
     if plan.llm:
         # never show a scored item's gold; when scoring validation, no validation item's at all
         # (the baseline trains on the train split only, and so may the examples)
         hidden = [*dataset.ids, *(split(full, "validation").ids if plan.split == "validation" else [])]
         counts = plan.examples_k or ([settings.tagging.examples_k] if settings.tagging.examples else [0])
-        demos = {k: example_index(settings.model_copy(update={"tagging": settings.tagging.model_copy(
-            update={"examples_k": k})}), vocabularies, exclude_ids=hidden) for k in dict.fromkeys(counts)}
-        # (engine, model) -> each (adapter, template, examples) once; 'auto' may place an adapter per engine
+        per_k = {k: settings.model_copy(update={"tagging": settings.tagging.model_copy(update={"examples_k": k})})
+                 for k in dict.fromkeys(counts)}
+        demos = {k: example_index(s, vocabularies, exclude_ids=hidden) for k, s in per_k.items()}
+        # (engine, model) -> each (adapter, template, examples) once; 'auto' may place an adapter per
+        # engine, and per example count (an adapter trained with examples only runs with them)
         groups: dict[tuple[str, str | None], dict[tuple[str | None, str, int], LlmRun]] = {}
         for engine_spec in dict.fromkeys(plan.engines or (settings.engine.name,)):
             for model_spec in plan.models or (settings.model.name,):
                 for spec in plan.adapters or ("auto",):
-                    p = plan_run(settings, vocabularies, adapter=spec, engine=engine_spec, model=model_spec)
-                    notes.extend(n for n in p.notes if n not in notes)
-                    runs = groups.setdefault((p.engine, p.model), {})
-                    for prompt in prompts or [p.template]:
-                        for index in demos.values():
+                    for k, index in demos.items():
+                        p = plan_run(per_k[k], vocabularies, adapter=spec, engine=engine_spec, model=model_spec)
+                        notes.extend(n for n in p.notes if n not in notes)
+                        runs = groups.setdefault((p.engine, p.model), {})
+                        for prompt in prompts or [p.template]:
                             r = LlmRun(p.adapter, prompt, index)
                             runs.setdefault(r.key, r)
         for (engine_name, model_spec), runs in groups.items():
@@ -222,7 +242,7 @@ def evaluate(plan: EvalPlan) -> Report:
     comps = report.comparisons(results, dataset.ids)
     md = report.markdown(results, comps, dataset.name, len(dataset.items))
     meta = {"dataset": dataset.name, "data_path": str(plan.data), "split": plan.split,
-            "examples": str(plan.examples) if plan.examples else None,
+            "examples": str(pool) if pool else None,
             "n_items": len(dataset.items), "vocab": plan.vocab or (vocabularies.source if full.vocabularies else DEFAULT_VOCAB), "limit": plan.limit,
             "data_name": full.name.split(":")[-1].replace("/", "-"), "mode": dataset.mode}
     gold = {g.item.id: canonical_gold(g.gold, vocabularies, g.item.category) for g in dataset.items}
