@@ -12,8 +12,8 @@ by accuracy (the chosen option is the gold one; no answer is wrong). Runs:
 - `embedding`: the option most similar to the item text (all-MiniLM-L6-v2, as the prior)
 - `tfidf`: TF-IDF + linear SVM trained on the domain's train rows (a supervised reference:
   the only run that sees ImplicitAVE labels)
-- `bare`, `adapter`: greedy constrained decoding, bare model / `--adapter auto` (the shipped
-  adapter, trained on WDC-PAVE only)
+- `bare`, `adapter`: greedy constrained decoding, bare model / `--adapter auto` (for these
+  vocabularies the general tagging adapter where it ships, else the WDC-PAVE one)
 - `scored`: the adapter with option scoring, calibrated, without the embedding prior
 - `fused`: the adapter with option scoring, calibrated, with the embedding prior (the default
   configuration: `[tagging] option_scoring = "closed"` scores these one-facet vocabularies)
@@ -99,8 +99,9 @@ def tfidf(train: Dataset, test: Dataset) -> list[str | None]:
     return [(p["tags"].get(next(iter(g.gold))) or [None])[0] for g, p in zip(test.items, model.predict(test.items))]
 
 
-def llm(run: str, test: Dataset, engine: str) -> list[str | None]:
+def llm(run: str, test: Dataset, engine: str, auto_adapter: str = "auto") -> list[str | None]:
     adapter, template, tagging = LLM_RUNS[run]
+    adapter = auto_adapter if adapter == "auto" else adapter
     settings = load_settings(None, {"tagging": tagging})
     plan = plan_run(settings, test.vocabularies, adapter=adapter, engine=engine, template=template)
     for note in plan.notes:
@@ -124,6 +125,9 @@ def main() -> None:
     ap.add_argument("--domains", default=",".join(DOMAINS))
     ap.add_argument("--runs", default=",".join(RUNS))
     ap.add_argument("--engine", default="auto")
+    ap.add_argument("--adapter", default="auto",
+                    help="adapter of the runs that use `--adapter auto` (a folder or a shipped name), to "
+                         "score one before it ships [default: auto]")
     ap.add_argument("--json", type=Path, default=None, help="also write every row's predictions here")
     args = ap.parse_args()
     runs = [r for r in args.runs.split(",") if r]
@@ -147,7 +151,7 @@ def main() -> None:
             elif run == "tfidf":
                 pred = tfidf(train, test)
             else:
-                pred = llm(run, test, args.engine)
+                pred = llm(run, test, args.engine, args.adapter)
             table[domain][run] = np.array([p == g for p, g in zip(pred, gold, strict=True)], dtype=float)
             dump[f"{domain}/{run}"] = dict(zip([g.item.id for g in test.items], pred, strict=True))
     ref = "embedding" if "embedding" in runs else runs[0]

@@ -152,3 +152,21 @@ def test_a_model_folder_keeps_its_id_when_moved(tmp_path):
     assert before.startswith("my-model@")
     (moved / "config.json").write_text('{"model_type": "llama", "hidden_size": 8}')
     assert model_id(str(moved)) != before  # another model under the same name is not the same id
+
+
+def test_a_new_vocabulary_gets_the_general_adapter_unless_one_knows_its_categories(shipped):
+    small = VocabularySet([parse_vocabulary(SMALL_VOCAB)])
+    specific = fake_adapter(shipped / "a-kitchen", MODEL, small)  # sorts first
+    general = fake_adapter(shipped / "general", MODEL, small, template="default")
+    manifest = json.loads((general / "manifest.json").read_text())
+    (general / "manifest.json").write_text(json.dumps({**manifest, "vocabularies": {}, "general": {"tasks": {"x": 1}}}))
+    other = VocabularySet([parse_vocabulary(dict(SMALL_VOCAB, name="shoes"))])
+    choice = choose_adapter(None, MODEL, other)
+    assert choice.path == str(general) and choice.general and choice.template == "default"
+    assert not choice.trained_on_vocabulary
+    # same category name (`<set>/<category>`), other values: the specific adapter still knows it
+    renamed = VocabularySet([parse_vocabulary(dict(SMALL_VOCAB, name="kitchen-v2/" + SMALL_VOCAB["name"],
+                                                   facets=SMALL_VOCAB["facets"][:2]))])
+    choice = choose_adapter(None, MODEL, renamed)
+    assert choice.path == str(specific) and not choice.general
+    assert choose_adapter(None, MODEL, small).path == str(specific)  # trained for it exactly

@@ -5,9 +5,10 @@ the template and vocabularies it was trained with. Shipped adapters live in the 
 `adapters/` (copied into the wheel as `tagsmith/adapters`). A run that names no adapter gets the
 shipped one trained for exactly its model and vocabularies, if any, so the embedded model with
 the built-in vocabulary is tuned out of the box. A vocabulary no adapter was trained on still
-gets a shipped adapter of its base model (with a note saying so): an adapter trained without
-one WDC-PAVE category still far outscored the bare model on it (README, "The shipped adapter"),
-so what it learnt is the task, not only the values. `none` always means the bare model.
+gets a shipped adapter of its base model (with a note saying so), preferably the general one
+trained on many small vocabularies: an adapter trained without one WDC-PAVE category still far
+outscored the bare model on it (README, "The shipped adapter"), so what it learnt is the task,
+not only the values. `none` always means the bare model.
 """
 
 from __future__ import annotations
@@ -99,6 +100,15 @@ def trained_for(manifest: dict[str, Any], model_id: str, vocabularies: Vocabular
             and all(trained.get(v.name) == v.digest for v in vocabularies))
 
 
+def same_categories(manifest: dict[str, Any], vocabularies: VocabularySet) -> bool:
+    """True when the adapter was trained on vocabularies of these categories, though not these
+    exact ones (vocabulary names are `<set>/<category>`: `wdc-pave/jewelry` and the train-only
+    `wdc-pave-train/jewelry` are the same category with other values)."""
+    trained = {name.rsplit("/", 1)[-1] for name in manifest.get("vocabularies") or {}}
+    return bool(trained) and len(vocabularies) > 0 and all(v.name.rsplit("/", 1)[-1] in trained
+                                                           for v in vocabularies)
+
+
 @dataclass
 class AdapterChoice:
     """The adapter a run uses (None = the bare model), the template it was trained with, and
@@ -109,6 +119,8 @@ class AdapterChoice:
     warnings: list[str] = field(default_factory=list)
     #: For 'auto': whether the adapter was trained on exactly this run's vocabularies.
     trained_on_vocabulary: bool = True
+    #: The general tagging adapter (trained on many small vocabularies, none of them this run's).
+    general: bool = False
 
     @property
     def name(self) -> str:
@@ -132,8 +144,10 @@ def choose_adapter(spec: str | None, model_id: str, vocabularies: VocabularySet,
                    examples: bool = False) -> AdapterChoice:
     """Resolve --adapter: None/'auto', 'none', the name of a shipped adapter, or a folder.
 
-    'auto' is the shipped adapter for this model and vocabulary, else one of the same model
-    (the task transfers), else none. An adapter trained with worked examples in its prompts is
+    'auto' is the shipped adapter for this model and vocabulary; else one trained on the same
+    categories; else the general tagging adapter (trained on many small vocabularies to read a
+    facet's options: eval/train_general.py); else any of the same model (the task transfers);
+    else none. An adapter trained with worked examples in its prompts is
     picked only when the run shows worked examples too (`examples`) and it was trained for
     exactly these vocabularies: with examples it beats the plain one, without them it does worse
     (README, "Quality on WDC-PAVE validation")."""
@@ -145,14 +159,20 @@ def choose_adapter(spec: str | None, model_id: str, vocabularies: VocabularySet,
             for folder, manifest in every.items():
                 if manifest.get("examples") and trained_for(manifest, model_id, vocabularies):
                     return AdapterChoice(str(folder), manifest.get("template"))
-        manifests = {folder: m for folder, m in every.items() if not m.get("examples")}
+        manifests = {folder: m for folder, m in every.items()
+                     if not m.get("examples") and m.get("base_model") == model_id}
         for folder, manifest in manifests.items():
             if trained_for(manifest, model_id, vocabularies):
                 return AdapterChoice(str(folder), manifest.get("template"))
-        for folder, manifest in manifests.items():  # a new vocabulary: the task still transfers
-            if manifest.get("base_model") == model_id:
-                return AdapterChoice(str(folder), manifest.get("template"), trained_on_vocabulary=False)
-        return AdapterChoice(None)
+        # a vocabulary none was trained on: one trained on the same categories (their values
+        # since changed), else the general tagging adapter, else any of this model: the task transfers
+        ranked = sorted(manifests.items(), key=lambda fm: (not same_categories(fm[1], vocabularies),
+                                                           not fm[1].get("general")))
+        if not ranked:
+            return AdapterChoice(None)
+        folder, manifest = ranked[0]
+        return AdapterChoice(str(folder), manifest.get("template"), trained_on_vocabulary=False,
+                             general=bool(manifest.get("general")))
     folder = find_adapter(spec)
     warnings = check_adapter(folder, model_id, vocabularies)
     manifest = read_manifest(folder) or {}
