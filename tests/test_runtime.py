@@ -116,3 +116,21 @@ def test_worked_examples_are_a_matrix_dimension_and_never_show_a_scored_item(use
     for prompt in with_examples:  # the examples part holds only train-split items, never a scored one
         shown = prompt.split("Now this product.")[0]
         assert shown.count("JSON answer:") == 2 and not any(f"{s}\n" in shown for s in scored)
+
+
+def test_fake_engine_mentions_answers_from_the_item_text_only():
+    """The keyword tagger the Ray tests compare outputs with: values the item's text states,
+    not the values every prompt lists."""
+    from tagsmith.engines.fake import FakeEngine
+    from tagsmith.prompts import load_template
+    from tagsmith.tagger import Tagger
+    from tagsmith.config import TaggingSettings
+    from tagsmith.vocabulary import VocabularySet, parse_vocabulary
+
+    vocab = VocabularySet([parse_vocabulary(SMALL_VOCAB)])
+    tagger = Tagger(FakeEngine(answer="mentions"), vocab, load_template("default"), TaggingSettings())
+    color = SMALL_VOCAB["facets"][0]
+    first = color["values"][0] if isinstance(color["values"][0], str) else color["values"][0]["value"]
+    tagged, untagged = tagger.tag_batch([Item("1", f"a {first.lower()}, nice pan"), Item("2", "a pan")])
+    assert tagged.tags.get(color["name"]) == [first]
+    assert not any(untagged.tags.values())

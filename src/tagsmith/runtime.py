@@ -301,11 +301,18 @@ def count_lines(path: Path) -> int | None:
         return None
 
 
-def job_record(spec: RunSpec, vocabularies: VocabularySet, input_path: Path) -> JobRecord:
-    """What makes a file job's results one job's: the input and everything that decides the
-    tags (not the engine or batch size, which a resumed run may change)."""
+def input_key(spec: str | Path) -> str:
+    """An input as a job record names it: a local path made absolute, a URI as it is."""
+    return str(spec) if "://" in str(spec) else str(Path(spec).resolve())
+
+
+def job_record(spec: RunSpec, vocabularies: VocabularySet, input_path: str | Path | Sequence[str | Path]) -> JobRecord:
+    """What makes a file job's results one job's: the input(s) and everything that decides the
+    tags (not the engine, batch size or workers, which a resumed run may change)."""
     settings = spec.settings()
-    return {"input": str(Path(input_path).resolve()),
+    inputs = (input_key(input_path) if isinstance(input_path, (str, Path)) else
+              input_key(input_path[0]) if len(input_path) == 1 else [input_key(i) for i in input_path])
+    return {"input": inputs,
             "vocabularies": {v.name: v.digest for v in vocabularies},
             "model": settings.model.name, "adapter": spec.adapter or AUTO, "template": spec.template,
             "tagging": settings.tagging.model_dump(mode="json", exclude={"template"})}

@@ -1,7 +1,8 @@
 """An engine that loads nothing and answers every request with one fixed text.
 
 For tests of everything around the model (CLI, resume, reports, Ray workers) and for trying
-a pipeline end to end in a second: `--engine fake` (answer set by `[engine.fake] answer`).
+a pipeline end to end in a second: `--engine fake` (answer set by `[engine.fake] answer`, or
+`"mentions"` for a keyword tagger; `delay` makes each request take that long).
 Tests may pass `answer` as a callable of the request instead, and `scores` (a callable of
 a `ScoreRequest` returning one log-probability per continuation) to make it score options.
 Every request it saw is kept in `requests` (score requests in `score_requests`).
@@ -9,19 +10,43 @@ Every request it saw is kept in `requests` (score requests in `score_requests`).
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable, Sequence
 
 from tagsmith.engines.base import ContinuationScore, Engine, Generation, GenerationRequest, ScoreRequest
+from tagsmith.text import words
+
+MENTIONS = "mentions"
+
+
+def mentions(request: GenerationRequest) -> str:
+    """Per facet of the request's schema, the allowed values (up to its maxItems) whose words
+    occur in the item's text (the last message from its last "Product title:", where the
+    templates put the item): deterministic, item-dependent answers."""
+    content = request.messages[-1]["content"]
+    item_text = content[content.rfind("Product title:"):]  # not the listing of allowed values
+    text = f" {' '.join(words(item_text))} "
+    properties = request.schema.data.get("properties", {}) if request.schema else {}
+    answer = {}
+    for name, spec in properties.items():
+        allowed = spec.get("items", {}).get("enum", [])
+        found = [v for v in allowed if words(v) and f" {' '.join(words(v))} " in text]
+        answer[name] = found[:spec.get("maxItems", 1)]
+    return json.dumps(answer)
 
 
 class FakeEngine(Engine):
     name = "fake"
 
     def __init__(self, model: str | None = None, *, answer: str | Callable[[GenerationRequest], str] = "{}",
-                 batch_size: int = 8, scores: Callable[[ScoreRequest], list[float]] | None = None) -> None:
+                 batch_size: int = 8, scores: Callable[[ScoreRequest], list[float]] | None = None,
+                 delay: float = 0.0) -> None:
         self.model_id = model or "fake"
         self.batch_size = batch_size
-        self._answer = answer if callable(answer) else (lambda _request: answer)
+        self.delay = delay
+        self._answer = (answer if callable(answer) else mentions if answer == MENTIONS
+                        else (lambda _request: answer))
         self._scores = scores
         self.can_score = scores is not None  # type: ignore[misc]
         self.requests: list[GenerationRequest] = []
@@ -29,6 +54,8 @@ class FakeEngine(Engine):
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
         self.requests.extend(requests)
+        if self.delay:
+            time.sleep(self.delay * len(requests))
         return [Generation(text=self._answer(r)) for r in requests]
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[list[ContinuationScore]]:

@@ -51,8 +51,11 @@ class OpenAIOptions(_Options):
 
 
 class FakeOptions(_Options):
-    #: the answer every request gets: a JSON object as text
+    #: the answer every request gets: a JSON object as text; "mentions": per facet, the allowed
+    #: values whose words the item's text contains (a keyword tagger: answers differ per item)
     answer: str = "{}"
+    #: seconds each request takes (to watch progress, batching and workers on a pipeline)
+    delay: float = Field(0.0, ge=0.0, le=60.0)
 
 
 OPTIONS: dict[str, type[_Options]] = {

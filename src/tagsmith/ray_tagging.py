@@ -1,0 +1,258 @@
+"""Tagging on a Ray cluster with the same tagger as one machine.
+
+Ray Data reads the input (JSONL, CSV or Parquet files or folders, local paths or any URI its
+readers take), a pool of actors tags it with `map_batches` (each actor builds one tagger from
+the same picklable `RunSpec` that `tagsmith tag` uses, so constrained answers, the post-check,
+shortlists, adapters and option scoring are all the same), and the driver streams the results
+into the same resumable JSONL output single-machine tagging writes (`ResultsFile`: the job
+record, the one-writer lock, fsync per batch). So the guarantees are the same too: a re-run
+skips the ids already written, a worker that dies has its batch retried by Ray (the actor is
+restarted), nothing is written twice, and an item that fails is a row with `error` set.
+
+Rows are handed between stages as JSON text, not as Arrow structs: items and results have
+per-vocabulary shapes that an Arrow schema would have to unify across blocks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tagsmith.errors import InputError, TagsmithError
+from tagsmith.items import FieldMap, item_from_record
+from tagsmith.results_store import ResultsFile
+from tagsmith.runtime import RunSpec, TagStats, job_record, refuse_same_file
+
+#: input suffixes and the Ray Data reader for each
+#: (JSON lines are read as text and parsed here: Arrow's JSON reader would have to unify the
+#: schema of records whose nested fields differ, such as gold labels per vocabulary)
+READERS = {".jsonl": "read_text", ".ndjson": "read_text", ".csv": "read_csv", ".parquet": "read_parquet"}
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """How the work is spread: actors (one tagger each), what each holds, and the cluster."""
+
+    #: actors in the pool (each loads one engine); more than the cluster can place wait
+    actors: int = 2
+    #: GPUs per actor (0 on CPU nodes; 1 puts one vLLM per GPU)
+    gpus_per_actor: float = 0.0
+    #: CPUs per actor
+    cpus_per_actor: float = 1.0
+    #: rows per actor call; 0 = the engine's own batch size
+    batch_size: int = 0
+    #: an existing cluster ('auto' = the one `ray start` made here), else a local Ray starts
+    address: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.actors < 1 or self.gpus_per_actor < 0 or self.cpus_per_actor <= 0 or self.batch_size < 0:
+            raise InputError("actors must be >= 1, GPUs >= 0, CPUs > 0 and batch size >= 0")
+
+
+@dataclass
+class RayStats(TagStats):
+    actors: int = 0
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def reader_for(paths: Sequence[str]) -> str:
+    """The Ray Data reader for the inputs (all of one format; a folder by the files in it)."""
+    kinds = set()
+    for spec in paths:
+        p = Path(spec)
+        if "://" not in spec and p.is_dir():
+            kinds |= {READERS[f.suffix.lower()] for f in p.iterdir() if f.suffix.lower() in READERS}
+        elif Path(spec.split("?")[0]).suffix.lower() in READERS:
+            kinds.add(READERS[Path(spec.split("?")[0]).suffix.lower()])
+        else:
+            raise InputError(f"{spec}: unsupported input (use .jsonl, .csv or .parquet files or a folder of them)")
+        if "://" not in spec and not p.exists():
+            raise InputError(f"{spec}: input not found")
+    if len(kinds) != 1:
+        raise InputError(f"inputs mix formats or hold none ({', '.join(sorted(kinds)) or 'no known files'})")
+    return kinds.pop()
+
+
+def to_records(batch: Any) -> list[dict[str, Any]]:
+    """A pandas batch as plain records (NaN, a missing cell, becomes None); JSON lines read as
+    text (one `text` column) are parsed."""
+    if list(batch.columns) == ["text"]:
+        out = []
+        for line in batch["text"]:
+            if not str(line).strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"an input line is not valid JSON ({exc.msg}): {str(line)[:60]}") from None
+            if not isinstance(record, dict):
+                raise InputError(f"an input line is not a JSON object: {str(line)[:60]}")
+            out.append(record)
+        return out
+    return [{k: (None if v != v else v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+            for row in batch.to_dict("records")]
+
+
+def pending(done: frozenset[str], fields: FieldMap) -> Callable[[Any], Any]:
+    """The first stage: input rows as (id, record as JSON text), less the ids an earlier run
+    wrote (resume). A row without an id is refused: across workers there is no line number
+    to name it by, and without an id a re-run could not tell it was done."""
+
+    def rows(batch: Any) -> Any:
+        import pandas as pd
+
+        ids, records = [], []
+        for record in to_records(batch):
+            item = item_from_record(record, fields, "")
+            if not item.id:
+                raise InputError(f"an input row has no id (looked for {', '.join(fields.id)}; name the column "
+                                 "with --id-field): a distributed run finds finished items by id")
+            if item.id not in done:
+                ids.append(item.id)
+                records.append(json.dumps(record, ensure_ascii=False, default=str))
+        return pd.DataFrame({"id": ids, "record": records})
+
+    return rows
+
+
+class TaggerActor:
+    """One tagger per actor, built once from the spec; called on batches of pending rows."""
+
+    def __init__(self, spec: RunSpec, fields: FieldMap) -> None:
+        from tagsmith.runtime import build_tagger
+
+        self.tagger = build_tagger(spec).tagger
+        self.fields = fields
+
+    def __call__(self, batch: Any) -> Any:
+        import pandas as pd
+
+        items = [item_from_record(json.loads(r), self.fields, i) for i, r in zip(batch["id"], batch["record"],
+                                                                                 strict=True)]
+        results = self.tagger.tag_batch(items)
+        return pd.DataFrame({"id": [r.id for r in results],
+                             "result": [json.dumps(r.to_dict(), ensure_ascii=False) for r in results]})
+
+
+def user_error(exc: BaseException) -> InputError | None:
+    """The InputError a worker raised, out of Ray's task errors (which may carry it only as
+    the remote traceback's text); None if it was something else."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            break
+        if isinstance(seen, InputError):
+            return seen
+        seen = getattr(seen, "cause", None) or seen.__cause__
+    found = re.search(r"tagsmith\.errors\.InputError: (.+)", str(exc))
+    return InputError(found.group(1).strip()) if found else None
+
+
+def check_first_row(ds: Any, fields: FieldMap) -> None:
+    """The usual mistake (no id column) found on one row, before the job starts."""
+    rows = ds.limit(1).take(1)
+    if rows:
+        import pandas as pd
+
+        pending(frozenset(), fields)(pd.DataFrame(rows))
+
+
+def connect(settings: RaySettings) -> None:
+    """Join the cluster at `address`, or start a local Ray sized to this machine."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    env = {"env_vars": {k: v for k, v in os.environ.items() if k.startswith("TAGSMITH_")}}
+    if settings.address:
+        ray.init(address=settings.address, runtime_env=env, log_to_driver=False, logging_level="warning")
+    else:
+        ray.init(include_dashboard=False, runtime_env=env, log_to_driver=False, logging_level="warning")
+
+
+def tag_dataset(spec: RunSpec, inputs: Sequence[str], store: ResultsFile, *, settings: RaySettings = RaySettings(),
+                fields: FieldMap = FieldMap(), limit: int | None = None,
+                on_batch: Callable[[int], None] | None = None) -> RayStats:
+    """Tag `inputs` on Ray into `store`, skipping ids it already holds. Blocks until done;
+    results are written (and fsync'ed) as each batch comes back."""
+    import time
+
+    check_ray()
+    import ray
+
+    started = time.perf_counter()
+    reader = reader_for(inputs)
+    connect(settings)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = sys.stderr.isatty()
+    ds = getattr(ray.data, reader)(list(inputs))
+    check_first_row(ds, fields)
+    ds = ds.map_batches(pending(frozenset(store.done), fields), batch_format="pandas")
+    if limit is not None:
+        ds = ds.limit(limit)
+    ds = ds.map_batches(
+        TaggerActor, fn_constructor_args=(spec, fields), batch_format="pandas", batch_size=settings.batch_size or 32,
+        compute=ray.data.ActorPoolStrategy(size=settings.actors),
+        num_gpus=settings.gpus_per_actor or None, num_cpus=settings.cpus_per_actor)  # Ray Data restarts a dead actor and retries its batch
+    stats = RayStats(actors=settings.actors, already_done=len(store.done))
+    written: set[str] = set(store.done)
+    try:
+        for batch in ds.iter_batches(batch_format="pandas", batch_size=None):
+            records = []
+            for item_id, text in zip(batch["id"], batch["result"], strict=True):
+                if item_id in written:  # a repeated id in the input: tagged once, as on one machine
+                    stats.duplicate_ids += 1
+                    continue
+                written.add(item_id)
+                records.append(json.loads(text))
+            if records:
+                store.write(records)
+                stats.tagged += len(records)
+                stats.errors += sum(1 for r in records if r.get("error"))
+                if on_batch:
+                    on_batch(len(records))
+    except Exception as exc:
+        cause = user_error(exc)
+        if cause is not None:
+            raise InputError(str(cause)) from None
+        raise
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+def check_ray() -> None:
+    try:
+        import ray  # noqa: F401
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise TagsmithError("Ray is not installed: pip install 'ray[data]' (or tagsmith's 'ray' extra)") from None
+
+
+def run_batch(spec: RunSpec, inputs: Sequence[str], output: str | Path, *, settings: RaySettings = RaySettings(),
+              fields: FieldMap = FieldMap(), limit: int | None = None, retry_errors: bool = True,
+              on_batch: Callable[[int], None] | None = None) -> RayStats:
+    """`tagsmith batch`: check everything cheap (vocabulary, settings, inputs, the output and its
+    job record) before Ray starts, then tag on Ray into the resumable output."""
+    from tagsmith.vocabulary import resolve_vocabularies
+
+    check_ray()
+    spec.settings()
+    vocabularies = resolve_vocabularies(spec.vocab)
+    reader_for(inputs)
+    if Path(output).suffix.lower() not in (".jsonl", ".ndjson"):
+        raise InputError(f"{output}: the output is JSON lines (.jsonl)")
+    for source in inputs:
+        if "://" not in source:
+            refuse_same_file(Path(source), Path(output))
+    store = ResultsFile(output, job=job_record(spec, vocabularies, list(inputs)), retry_errors=retry_errors)
+    try:
+        return tag_dataset(spec, inputs, store, settings=settings, fields=fields, limit=limit, on_batch=on_batch)
+    finally:
+        store.close()
