@@ -122,6 +122,11 @@ def test_auto_engine_merges_an_adapter_for_vllm_on_cpu(tmp_path, monkeypatch):
     # asked for by name: kept as asked (LoRA applied by the engine)
     assert placement("vllm", "embedded", str(folder), []) == ("vllm", "embedded", str(folder))
     assert placement("transformers", "embedded", str(folder), []) == ("transformers", "embedded", str(folder))
+    # a few items (one product on the command line): transformers starts in seconds, vLLM does not
+    notes = []
+    assert placement("auto", "embedded", str(folder), notes, few=True) == ("transformers", "/m", None)
+    assert "a few items" in notes[0] and "merged" in notes[1]
+    assert placement("vllm", "embedded", None, [], few=True) == ("vllm", "embedded", None)  # asked for
 
 
 def test_adapter_without_manifest_is_refused_for_another_base_model(tmp_path):

@@ -63,7 +63,7 @@ def lines(path: Path) -> list[dict]:
 
 def batch(items: Path, vocab: Path, config: Path, out: Path, *extra: str):
     return CliRunner().invoke(main, ["batch", str(items), "-v", str(vocab), "--config", str(config), "-o", str(out),
-                                     "--cpus-per-actor", "0.5", "--no-progress", *extra])
+                                     "--no-progress", *extra])
 
 
 def test_ray_output_equals_single_process_output(local_ray, tmp_path):
@@ -148,3 +148,22 @@ def test_rows_without_ids_and_bad_inputs_are_one_line_errors(local_ray, tmp_path
     assert r.exit_code == 2 and "input not found" in r.output
     r = batch(no_ids, vocab, config, no_ids)
     assert r.exit_code == 2 and "the output is the input" in r.output
+
+
+def test_real_offers_through_ray_with_the_embedded_model(local_ray, tmp_path):
+    """20 WDC-PAVE offers, the embedded model with its shipped adapter (transformers engine) in
+    2 actors: every item tagged once, no errors, tags from the vocabulary."""
+    from conftest import WDC_TRAIN, require_shared
+
+    require_shared()
+    items = tmp_path / "offers.jsonl"
+    items.write_text("".join(WDC_TRAIN.read_text().splitlines(keepends=True)[:20]))
+    out = tmp_path / "tagged.jsonl"
+    r = CliRunner().invoke(main, ["batch", str(items), "-v", "wdc-pave", "-e", "transformers", "-o", str(out),
+                                  "--no-progress", "-b", "4"])
+    assert r.exit_code == 0, r.output
+    results = lines(out)
+    assert len(results) == 20 and len({x["id"] for x in results}) == 20
+    assert all(x["error"] is None for x in results)
+    assert sum(1 for x in results if any(x["tags"].values())) >= 15
+    assert "using adapter wdc-pave-smollm2" in r.output and "tagged 20 items on 2 actors" in r.output

@@ -31,6 +31,9 @@ class EngineSettings(_Section):
     name: str = "auto"
     #: items per engine call; 0 = the engine's own default
     batch_size: int = Field(0, ge=0, le=4096)
+    #: 'auto' for a job of at most this many items (one product on the command line) picks
+    #: transformers, which starts in seconds, over vLLM, which starts slowly and then tags fast
+    few_items: int = Field(8, ge=0)
     transformers: TransformersOptions = TransformersOptions()
     vllm: VLLMOptions = VLLMOptions()
     openai: OpenAIOptions = OpenAIOptions()

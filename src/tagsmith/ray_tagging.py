@@ -34,6 +34,8 @@ from tagsmith.runtime import RunSpec, TagStats, job_record, refuse_same_file
 #: schema of records whose nested fields differ, such as gold labels per vocabulary)
 READERS = {".jsonl": "read_text", ".ndjson": "read_text", ".csv": "read_csv", ".parquet": "read_parquet"}
 
+LIGHT_CPUS = 0.1
+
 
 @dataclass(frozen=True)
 class RaySettings:
@@ -192,9 +194,11 @@ def tag_dataset(spec: RunSpec, inputs: Sequence[str], store: ResultsFile, *, set
     connect(settings)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = sys.stderr.isatty()
-    ds = getattr(ray.data, reader)(list(inputs))
+    # reading and the resume filter are light: a small CPU share each, so that actors holding
+    # every CPU of a small machine never starve the stages that feed them
+    ds = getattr(ray.data, reader)(list(inputs), num_cpus=LIGHT_CPUS)
     check_first_row(ds, fields)
-    ds = ds.map_batches(pending(frozenset(store.done), fields), batch_format="pandas")
+    ds = ds.map_batches(pending(frozenset(store.done), fields), batch_format="pandas", num_cpus=LIGHT_CPUS)
     if limit is not None:
         ds = ds.limit(limit)
     ds = ds.map_batches(
@@ -237,13 +241,16 @@ def check_ray() -> None:
 
 def run_batch(spec: RunSpec, inputs: Sequence[str], output: str | Path, *, settings: RaySettings = RaySettings(),
               fields: FieldMap = FieldMap(), limit: int | None = None, retry_errors: bool = True,
-              on_batch: Callable[[int], None] | None = None) -> RayStats:
+              on_batch: Callable[[int], None] | None = None, note: Callable[[str], None] = print) -> RayStats:
     """`tagsmith batch`: check everything cheap (vocabulary, settings, inputs, the output and its
-    job record) before Ray starts, then tag on Ray into the resumable output."""
+    job record) before Ray starts, then tag on Ray into the resumable output. The run's plan
+    (engine, adapter, template) is made here once and told through `note`: a merged adapter is
+    then built before the actors start, not by each of them at once."""
+    from tagsmith.runtime import plan_run
     from tagsmith.vocabulary import resolve_vocabularies
 
     check_ray()
-    spec.settings()
+    run_settings = spec.settings()
     vocabularies = resolve_vocabularies(spec.vocab)
     reader_for(inputs)
     if Path(output).suffix.lower() not in (".jsonl", ".ndjson"):
@@ -253,6 +260,8 @@ def run_batch(spec: RunSpec, inputs: Sequence[str], output: str | Path, *, setti
             refuse_same_file(Path(source), Path(output))
     store = ResultsFile(output, job=job_record(spec, vocabularies, list(inputs)), retry_errors=retry_errors)
     try:
+        for line in plan_run(run_settings, vocabularies, adapter=spec.adapter, template=spec.template).notes:
+            note(line)
         return tag_dataset(spec, inputs, store, settings=settings, fields=fields, limit=limit, on_batch=on_batch)
     finally:
         store.close()

