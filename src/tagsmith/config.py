@@ -75,6 +75,12 @@ class TaggingSettings(_Section):
     #: option-scored tags whose probability is below this are withheld (moved to `rejected`
     #: with their score): an empty answer costs only recall, a wrong one precision too
     min_confidence: float = Field(0.0, ge=0, le=1)
+    #: a vocabulary of one hierarchical facet (a category tree): "tree" = choose level by level
+    #: among a node's children (tree_decoding.py), "flat" = one choice from the item's shortlist
+    #: of whole paths
+    hierarchy_decoding: Literal["tree", "flat"] = "tree"
+    #: tree decoding: a node with more children offers the item only this many (nearest first)
+    tree_max_children: int = Field(20, ge=2, le=200)
 
     @property
     def shortlist_threshold(self) -> int:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tagsmith.errors import InputError, TagsmithError
-from tagsmith.items import FieldMap, item_from_record
+from tagsmith.items import FieldMap, item_from_record, jsonl_records
 from tagsmith.results_store import ResultsFile
 from tagsmith.runtime import RunSpec, TagStats, job_record, refuse_same_file
 
@@ -85,19 +85,8 @@ def reader_for(paths: Sequence[str]) -> str:
 def to_records(batch: Any) -> list[dict[str, Any]]:
     """A pandas batch as plain records (NaN, a missing cell, becomes None); JSON lines read as
     text (one `text` column) are parsed."""
-    if list(batch.columns) == ["text"]:
-        out = []
-        for line in batch["text"]:
-            if not str(line).strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"an input line is not valid JSON ({exc.msg}): {str(line)[:60]}") from None
-            if not isinstance(record, dict):
-                raise InputError(f"an input line is not a JSON object: {str(line)[:60]}")
-            out.append(record)
-        return out
+    if list(batch.columns) == ["text"]:  # (a bad line is named by its place in the block Ray read)
+        return [record for _, record in jsonl_records(batch["text"], Path("input block"))]
     return [{k: (None if v != v else v.item() if hasattr(v, "item") else v) for k, v in row.items()}
             for row in batch.to_dict("records")]
 

@@ -217,8 +217,16 @@ def build_tagger(spec: RunSpec, vocabularies: VocabularySet | None = None,
         engine = (create_engine(plan.engine, plan.model, **options) if plan.engine == "fake"
                   else shared_engine(plan.engine, plan.model, options))
     tagger = Tagger(engine, vocabularies, plan.template, settings.tagging, adapter=plan.adapter,
-                    examples=example_index(settings, vocabularies), evidence=spec.evidence)
+                    examples=example_index(settings, vocabularies), evidence=spec.evidence,
+                    attributes=category_attributes(spec.vocab))
     return BuiltTagger(tagger, plan, settings)
+
+
+def category_attributes(vocab: str) -> Any:
+    """For a taxonomy (`--vocab shopify`), the step after the category: its attributes."""
+    from tagsmith.taxonomy import CategoryAttributes, is_taxonomy, load_taxonomy
+
+    return CategoryAttributes(load_taxonomy(str(vocab))) if is_taxonomy(vocab) else None
 
 
 def example_index(settings: Settings, vocabularies: VocabularySet,

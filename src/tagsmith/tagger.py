@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tagsmith.config import TaggingSettings
 from tagsmith.engines.base import Engine, GenerationRequest
@@ -23,7 +23,11 @@ from tagsmith.parsing import Reason, Rejection, parse_answer
 from tagsmith.prompts import PromptTemplate
 from tagsmith.schema import AnswerSchema, max_answer_tokens
 from tagsmith.shortlist import Shortlister, large_facets
+from tagsmith.tree_decoding import TreeDecoder
 from tagsmith.vocabulary import Vocabulary, VocabularySet
+
+if TYPE_CHECKING:
+    from tagsmith.taxonomy import CategoryAttributes
 
 
 @dataclass
@@ -47,10 +51,12 @@ class TagResult:
     #: per facet and value, the span of the item's text that states it, None where it does not
     #: (only when the tagger is asked: `tag --evidence`)
     evidence: dict[str, dict[str, str | None]] | None = None
+    #: a taxonomy's ids of the tags (the category's and each attribute value's), where it has them
+    ids: dict[str, list[str]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        for optional in ("prompt", "evidence"):
+        for optional in ("prompt", "evidence", "ids"):
             if out[optional] is None:
                 del out[optional]
         return out
@@ -85,11 +91,14 @@ class Tagger:
                  template: PromptTemplate, settings: TaggingSettings | None = None,
                  adapter: str | None = None, shortlister: Shortlister | None = None,
                  examples: ExampleIndex | None = None, keep_prompts: bool = False,
-                 evidence: bool = False) -> None:
+                 evidence: bool = False, attributes: CategoryAttributes | None = None) -> None:
         """`keep_prompts`: each result carries the messages its model call was given (for
         reports that show what the model saw; off for ordinary tagging, where it is bulk).
-        `evidence`: each result carries the text span behind every tag (`evidence.py`)."""
+        `evidence`: each result carries the text span behind every tag (`evidence.py`).
+        `attributes`: with a taxonomy's category tree, the second step: each item is then
+        tagged with the attributes its chosen category carries, and gets the taxonomy's ids."""
         self.engine = engine
+        self.attributes = attributes
         self.keep_prompts = keep_prompts
         self.evidence = evidence
         self.vocabularies = (vocabularies if isinstance(vocabularies, VocabularySet)
@@ -100,12 +109,16 @@ class Tagger:
         #: labelled items shown to the model as worked examples (None: zero-shot prompts)
         self.examples = examples
         self._shortlister = shortlister
+        # category trees chosen level by level (tree_decoding.py) need no schema of their own
+        self._trees = {v.name for v in self.vocabularies if self.settings.hierarchy_decoding == "tree"
+                       and len(v.facets) == 1 and v.facets[0].hierarchy is not None}
+        self._tree_decoder: TreeDecoder | None = None
         above = self.settings.shortlist_threshold
         self._needs_shortlist = {v.name for v in self.vocabularies
-                                 if self.settings.shortlist_k and large_facets(v, above)}
+                                 if self.settings.shortlist_k and large_facets(v, above) and v.name not in self._trees}
         # whole-vocabulary schemas are built once; shortlisted ones per item (they are small)
         self._schemas = {v.name: AnswerSchema.for_vocabulary(v) for v in self.vocabularies
-                         if v.name not in self._needs_shortlist}
+                         if v.name not in self._needs_shortlist and v.name not in self._trees}
         self._budgets = {v.name: min(max_answer_tokens(v), self.settings.max_new_tokens)
                          for v in self.vocabularies}
         self.option_scorer = (OptionScorer(engine, template, self.settings, adapter)
@@ -169,6 +182,8 @@ class Tagger:
         never fails the batch."""
         start = time.perf_counter()
         prepared = [self._prepare(item) for item in items]
+        self._decode_trees([p for p in prepared if p.result is None and p.vocabulary is not None
+                            and p.vocabulary.name in self._trees])
         self._add_requests(prepared)
         pending = [p for p in prepared if p.result is None and p.request is not None]
         scorer = self.option_scorer
@@ -198,6 +213,11 @@ class Tagger:
                                 scored_only={id(p) for p in pending if p not in decode})
         per_item = (time.perf_counter() - start) / max(1, len(items))
         results = [p.result for p in prepared]
+        if self.attributes is not None:
+            self._tag_attributes(self.attributes, [(p, r) for p, r in zip(prepared, results, strict=True)
+                                                   if r is not None and r.error is None
+                                                   and p.vocabulary is not None and p.vocabulary.name in self._trees])
+            per_item = (time.perf_counter() - start) / max(1, len(items))
         for p, r in zip(prepared, results, strict=True):
             assert r is not None
             r.seconds = round(per_item, 4)
@@ -206,6 +226,51 @@ class Tagger:
             if self.evidence and p.vocabulary is not None and r.error is None:
                 r.evidence = tag_evidence(f"{p.title}\n{p.description}", p.vocabulary, r.tags)
         return results  # type: ignore[return-value]
+
+    def _tag_attributes(self, attributes: CategoryAttributes, done: list[tuple[_Prepared, TagResult]]) -> None:
+        """The taxonomy's second step: each item tagged again with its category's attributes."""
+        vocabs: dict[str, Vocabulary] = {}
+        asked: list[tuple[TagResult, Item]] = []
+        for p, r in done:
+            category = (r.tags.get(p.vocabulary.facets[0].name) or [None])[0]  # type: ignore[union-attr]
+            vocab = attributes.vocabulary(category) if category else None
+            if vocab is not None:
+                vocabs[vocab.name] = vocab
+                asked.append((r, Item(p.item.id, p.item.title, p.item.description, vocab.category, p.item.fields)))
+        if asked:
+            inner = Tagger(self.engine, VocabularySet(list(vocabs.values())), self.template, self.settings,
+                           adapter=self.adapter, evidence=self.evidence)
+            for r, second in zip((r for r, _ in asked), inner.tag_batch([i for _, i in asked]), strict=True):
+                r.tags.update(second.tags)
+                r.scores.update(second.scores)
+                r.rejected.extend(second.rejected)
+                r.raw = f"{r.raw} | {second.raw}"
+                if second.error:
+                    r.warnings.append(f"attributes: {second.error}")
+        for _, r in done:
+            r.ids = attributes.ids(r.tags)
+
+    def _decode_trees(self, prepared: list[_Prepared]) -> None:
+        """Items of category-tree vocabularies: their path, chosen level by level."""
+        if not prepared:
+            return
+        if self._tree_decoder is None:
+            self._tree_decoder = TreeDecoder(self.engine, self.template, self.settings, self.adapter,
+                                             self.settings.tree_max_children)
+        by_vocab: dict[str, list[_Prepared]] = {}
+        for p in prepared:
+            assert p.vocabulary is not None
+            by_vocab.setdefault(p.vocabulary.name, []).append(p)
+        for group in by_vocab.values():
+            vocab = group[0].vocabulary
+            assert vocab is not None
+            facet = vocab.facets[0]
+            answers = self._tree_decoder.decode(facet, [p.item for p in group], [p.text for p in group])
+            for p, answer in zip(group, answers, strict=True):
+                value = facet.join(answer.path) if answer.path else None
+                p.result = TagResult(p.item.id, {facet.name: [value] if value else []}, vocabulary=vocab.name,
+                                     raw=" | ".join(answer.raw), warnings=p.warnings,
+                                     scores={facet.name: {value or "": round(answer.confidence, 4)}})
 
     def _score_options(self, scorer: OptionScorer, prepared: list[_Prepared], scored_only: set[int]) -> None:
         """Answer each short facet by option scoring, facet by facet in vocabulary order (a

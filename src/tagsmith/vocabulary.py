@@ -316,7 +316,12 @@ def vocabulary_files(folder: Path) -> list[Path]:
 
 
 def resolve_vocabularies(spec: str | Path) -> VocabularySet:
-    """Load a vocabulary file, a folder of per-category files, or a built-in name (e.g. 'wdc-pave')."""
+    """Load a vocabulary file, a folder of per-category files, a built-in name (e.g. 'wdc-pave'),
+    or a taxonomy ('shopify', or a folder laid out as Shopify's taxonomy repository)."""
+    from tagsmith.taxonomy import is_taxonomy, taxonomy_vocabularies
+
+    if is_taxonomy(spec):
+        return taxonomy_vocabularies(spec)
     p = vocabulary_path(spec)
     if p.is_dir():
         return VocabularySet([load_vocabulary(f) for f in vocabulary_files(p)], source=str(p))

@@ -46,6 +46,9 @@ from tagsmith.cli.options import CONFIG_HELP, progress_option
                    "e.g. --examples-k 0 --examples-k 3 compares both on the same items.")
 @click.option("--baseline/--no-baseline", default=True, show_default=True,
               help="Also train and score the TF-IDF + linear SVM baseline on the train split.")
+@click.option("--embedding-baseline", is_flag=True,
+              help="Also score the zero-shot baseline: per closed facet, the value nearest the item by "
+                   "sentence embedding (no training data needed).")
 @click.option("--llm/--no-llm", default=True, show_default=True, help="Run the LLM configurations.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Score only the first N items.")
 @click.option("--batch-size", "-b", type=click.IntRange(1, 4096), default=None,
@@ -61,7 +64,7 @@ from tagsmith.cli.options import CONFIG_HELP, progress_option
 @friendly_errors
 def eval_cmd(data_path: Path, part: str, categories: tuple[str, ...], excluded: tuple[str, ...], vocab: str | None,
              models: tuple[str, ...], templates: tuple[str, ...], engines: tuple[str, ...],
-             adapters: tuple[str, ...], examples: str, examples_k: tuple[int, ...], baseline: bool, llm: bool, limit: int | None, batch_size: int | None,
+             adapters: tuple[str, ...], examples: str, examples_k: tuple[int, ...], baseline: bool, embedding_baseline: bool, llm: bool, limit: int | None, batch_size: int | None,
              config: Path | None, out_dir: Path, fail_under: float | None, open_report: bool,
              progress: bool) -> None:
     """Score configurations against gold labels and compare them on the same items.
@@ -74,11 +77,11 @@ def eval_cmd(data_path: Path, part: str, categories: tuple[str, ...], excluded: 
     from tagsmith.evaluation import EvalPlan, evaluate
     from tagsmith.model_store import cache_dir
 
-    if not llm and not baseline:
+    if not llm and not baseline and not embedding_baseline:
         raise click.UsageError("nothing to run (both --no-llm and --no-baseline)")
     plan = EvalPlan(data=data_path, vocab=vocab, split=part, categories=categories, exclude_categories=excluded,
                     models=models, templates=templates, engines=engines, adapters=adapters or ("auto",),
-                    examples=examples, examples_k=examples_k, baseline=baseline, llm=llm, limit=limit, batch_size=batch_size, config=config,
+                    examples=examples, examples_k=examples_k, baseline=baseline, embedding_baseline=embedding_baseline, llm=llm, limit=limit, batch_size=batch_size, config=config,
                     cache_dir=cache_dir() / "eval", progress=progress)
     result = evaluate(plan)
     say(*result.notes)

@@ -101,3 +101,29 @@ class TfidfBaseline:
                     if label != NONE:
                         out[n]["tags"][facet.name] = [label]
         return out
+
+
+class EmbeddingBaseline:
+    """The zero-shot baseline: per closed facet, the value whose text is nearest the item's by
+    sentence embedding (the encoder and value texts shortlists use, cached on disk). Needs no
+    training data; it always answers, so it is weak where "no value" is often right."""
+
+    def __init__(self, vocabularies: VocabularySet) -> None:
+        from tagsmith.shortlist import Shortlister
+
+        self.vocabularies = vocabularies
+        self.shortlister = Shortlister(k=1, above=1)
+
+    def predict(self, batch: Sequence[GoldItem]) -> list[dict[str, Any]]:
+        import numpy as np
+
+        vectors = self.shortlister.encoder.encode([_text(g) for g in batch])
+        out = []
+        for g, vec in zip(batch, vectors, strict=True):
+            vocab = self.vocabularies.for_category(g.item.category)
+            tags: dict[str, list[str]] = {}
+            if vocab is not None:
+                for name, index in self.shortlister.index(vocab).items():
+                    tags[name] = [index.values[int(np.argmax(index.vectors @ vec))]]
+            out.append({"tags": tags})
+        return out

@@ -46,6 +46,8 @@ class EvalPlan:
     engines: Sequence[str] = ()
     adapters: Sequence[str] = ("auto",)
     baseline: bool = True
+    #: also the zero-shot baseline: each closed facet's value nearest the item by sentence embedding
+    embedding_baseline: bool = False
     llm: bool = True
     #: gold file whose items most similar to each scored item are shown as worked examples
     #: (never a scored item: their ids are left out of the pool), and how many per item: each
@@ -176,6 +178,16 @@ def baseline_run(train: Dataset, dataset: Dataset, vocabularies: VocabularySet) 
                progress=False)
 
 
+def embedding_run(dataset: Dataset, vocabularies: VocabularySet) -> RunResult:
+    from tagsmith.evaluation.baseline import EmbeddingBaseline
+
+    model = EmbeddingBaseline(vocabularies)
+    cfg = RunConfig(name="embedding baseline", kind="baseline",
+                    settings={"vocabularies": sorted(v.digest for v in vocabularies)})
+    return run(cfg, dataset, model.predict, cache_dir=None, vocabularies=vocabularies, batch_size=256,
+               progress=False)
+
+
 def example_pool(plan: EvalPlan, full: Dataset) -> str | Path | None:
     """The worked-example file the plan's runs draw from ('auto' resolved; see EvalPlan)."""
     if plan.examples is None or str(plan.examples).lower() == "none":
@@ -237,6 +249,8 @@ def evaluate(plan: EvalPlan) -> Report:
             notes.append("note: baseline skipped (it needs --split validation to train on the rest)")
         else:
             results.append(baseline_run(train, dataset, vocabularies))
+    if plan.embedding_baseline:
+        results.append(embedding_run(dataset, vocabularies))
     if not results:
         raise InputError("nothing to run (both the LLM runs and the baseline are off)")
     comps = report.comparisons(results, dataset.ids)

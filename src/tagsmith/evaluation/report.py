@@ -67,11 +67,43 @@ def markdown(runs: Sequence[RunResult], comps: Sequence[dict[str, Any]], dataset
                 lines.append(f"- {label}: " + ", ".join(f"{i}/{f}" for i, f in shown)
                              + (" ..." if len(c[key]) > max_flips else ""))
     lines += confidence_markdown(runs)
+    lines += hierarchy_markdown(runs)
     lines += ["", "Scoring: WDC-PAVE rule (a wrong value counts as FP and FN; any of several gold "
                   "values is right; predicting a value where gold is n/a is FP), micro-averaged "
                   "over slots; gold values are mapped to the vocabulary's canonical spelling first. "
                   "Intervals: percentile bootstrap over items (1000 resamples)."]
     return "\n".join(lines)
+
+
+def hierarchy_markdown(runs: Sequence[RunResult]) -> list[str]:
+    """Leaf and depth accuracy and hierarchical F1 of hierarchical facets, with the paired leaf
+    accuracy difference of each run against the first."""
+    from tagsmith.evaluation.hierarchy import paired_leaf_delta
+
+    facets = list(dict.fromkeys(h.facet for r in runs for h in r.hierarchy))
+    lines: list[str] = []
+    for name in facets:
+        scored = [(r, next(h for h in r.hierarchy if h.facet == name)) for r in runs
+                  if any(h.facet == name for h in r.hierarchy)]
+        depths = sorted({d for _, h in scored for d in h.depth_accuracy})
+        lines += ["", f"### {name}: the tree", "",
+                  "| run | items | leaf accuracy [95% CI] | " + " | ".join(f"depth {d}" for d in depths)
+                  + " | hP | hR | hF1 [95% CI] | leaf vs first run [95% CI] |",
+                  "|---|---|---|" + "---|" * len(depths) + "---|---|---|---|"]
+        first = scored[0][1]
+        for r, h in scored:
+            delta = ""
+            if h is not first:
+                d, (lo, hi) = paired_leaf_delta(first, h)
+                delta = f"{pct(d)} [{pct(lo)}, {pct(hi)}]"
+            lines.append(f"| {r.config.name} | {h.n} | {pct(h.leaf_accuracy)} [{pct(h.leaf_interval[0])}, "
+                         f"{pct(h.leaf_interval[1])}] | "
+                         + " | ".join(pct(h.depth_accuracy[d]) if d in h.depth_accuracy else "" for d in depths)
+                         + f" | {pct(h.hierarchical_precision)} | {pct(h.hierarchical_recall)} | "
+                         f"{pct(h.hierarchical_f1)} [{pct(h.hf1_interval[0])}, {pct(h.hf1_interval[1])}] | {delta} |")
+        lines += ["", "Depth d: share of items (with gold at least d deep) whose answer's first d steps "
+                      "are the gold's; hP/hR/hF1: ancestors of the answer against the gold's."]
+    return lines
 
 
 def confidence_markdown(runs: Sequence[RunResult]) -> list[str]:
@@ -107,7 +139,8 @@ def save(out_dir: Path, runs: Sequence[RunResult], comps: Sequence[dict[str, Any
                   "config_key": r.config.key, "scores": asdict(r.scores), "rates": r.rates,
                   "seconds_per_item": r.seconds_per_item, "items_per_second": r.items_per_second,
                   "cached_items": r.cached_items,
-                  "confidence": r.confidence.to_dict() if r.confidence else None} for r in runs],
+                  "confidence": r.confidence.to_dict() if r.confidence else None,
+                  "hierarchy": [h.to_dict() for h in r.hierarchy]} for r in runs],
         "comparisons": comps,
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from tagsmith.gold import Dataset, GoldItem, canonical_gold
 from tagsmith.parsing import Reason
 from tagsmith.evaluation.calibration import Confidence, confidence_report
+from tagsmith.evaluation.hierarchy import HierarchyScores, run_hierarchy_scores
 from tagsmith.evaluation.metrics import Scores, SlotScore, aggregate, score_slot
 from tagsmith.results_store import ResultsFile
 from tagsmith.vocabulary import VocabularySet
@@ -57,6 +58,8 @@ class RunResult:
     cached_items: int
     #: calibration, AUROC and threshold curve of option-scored tags (None: no tag had a confidence)
     confidence: Confidence | None = None
+    #: leaf and depth accuracy, hierarchical P/R/F1 of each hierarchical facet (a category tree)
+    hierarchy: list[HierarchyScores] = field(default_factory=list)
 
 
 def item_key(g: GoldItem) -> str:
@@ -118,8 +121,10 @@ def run(config: RunConfig, dataset: Dataset, predictor: Predictor, *, cache_dir:
             store.close()
     predictions = {g.item.id: cached[keys[g.item.id]] for g in dataset.items}
     slots = []
+    golds = {}
     for g in dataset.items:
         gold = canonical_gold(g.gold, vocabularies, g.item.category)
+        golds[g.item.id] = (g.item.category, gold)
         tags = predictions[g.item.id].get("tags") or {}
         slots.extend(score_slot(g.item.id, facet, values, tags.get(facet, []), dataset.mode)
                      for facet, values in gold.items())
@@ -132,4 +137,5 @@ def run(config: RunConfig, dataset: Dataset, predictor: Predictor, *, cache_dir:
         seconds_per_item=per_item, items_per_second=(1 / per_item) if per_item else float("inf"),
         cached_items=len(dataset.items) - len(todo),
         confidence=confidence_report(slots, predictions),
+        hierarchy=run_hierarchy_scores(vocabularies, golds, predictions),
     )
