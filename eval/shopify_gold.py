@@ -1,6 +1,6 @@
 """Gold Shopify categories for ImplicitAVE products: the zero-shot yardstick for `--vocab shopify`.
 
-    python eval/shopify_gold.py --split val --out /tmp/shopify-val.jsonl
+    python eval/shopify_gold.py --split val --out /tmp/shopify-val.jsonl [--sample 200]
 
 ImplicitAVE names each product's category (for example "Dresses"); where that name is the name
 of exactly one Shopify category (the last step of its path), that path is the product's gold
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -42,6 +43,8 @@ def main() -> None:
     ap.add_argument("--split", default="val", choices=["val", "train"])
     ap.add_argument("--taxonomy", default="shopify")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--sample", type=int, default=None,
+                    help="keep the first N products in a stable order (sha256 of the id): every domain in proportion")
     args = ap.parse_args()
     by_name = categories_by_name(load_taxonomy(args.taxonomy))
     products: dict[str, dict] = {}
@@ -59,11 +62,14 @@ def main() -> None:
                 title = r["texts"].removeprefix("[Title]").strip()
                 products.setdefault(r["id"], {"id": r["id"], "title": title, "domain": domain,
                                               "gold": {CATEGORY: leaves}})
+    kept = list(products.values())
+    if args.sample:
+        kept = sorted(kept, key=lambda p: hashlib.sha256(p["id"].encode()).hexdigest())[:args.sample]
     with args.out.open("w", encoding="utf-8") as out:
-        for p in products.values():
+        for p in kept:
             out.write(json.dumps(p, ensure_ascii=False) + "\n")
     print(f"{rows} rows, {matched} with a category naming exactly one Shopify category ({len(names)} categories); "
-          f"{len(products)} products -> {args.out}")
+          f"{len(products)} products, {len(kept)} written -> {args.out}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,7 +169,7 @@ def connect(settings: RaySettings) -> None:
 
 def tag_dataset(spec: RunSpec, inputs: Sequence[str], store: ResultsFile, *, settings: RaySettings = RaySettings(),
                 fields: FieldMap = FieldMap(), limit: int | None = None,
-                on_batch: Callable[[int], None] | None = None) -> RayStats:
+                on_batch: Callable[[int], None] | None = None, progress: bool = False) -> RayStats:
     """Tag `inputs` on Ray into `store`, skipping ids it already holds. Blocks until done;
     results are written (and fsync'ed) as each batch comes back."""
     import time
@@ -182,7 +181,7 @@ def tag_dataset(spec: RunSpec, inputs: Sequence[str], store: ResultsFile, *, set
     reader = reader_for(inputs)
     connect(settings)
     ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = sys.stderr.isatty()
+    ctx.enable_progress_bars = progress  # Ray Data's own bars, per stage
     # reading and the resume filter are light: a small CPU share each, so that actors holding
     # every CPU of a small machine never starve the stages that feed them
     ds = getattr(ray.data, reader)(list(inputs), num_cpus=LIGHT_CPUS)
@@ -230,7 +229,8 @@ def check_ray() -> None:
 
 def run_batch(spec: RunSpec, inputs: Sequence[str], output: str | Path, *, settings: RaySettings = RaySettings(),
               fields: FieldMap = FieldMap(), limit: int | None = None, retry_errors: bool = True,
-              on_batch: Callable[[int], None] | None = None, note: Callable[[str], None] = print) -> RayStats:
+              on_batch: Callable[[int], None] | None = None, note: Callable[[str], None] = print,
+              progress: bool = False) -> RayStats:
     """`tagsmith batch`: check everything cheap (vocabulary, settings, inputs, the output and its
     job record) before Ray starts, then tag on Ray into the resumable output. The run's plan
     (engine, adapter, template) is made here once and told through `note`: a merged adapter is
@@ -251,6 +251,7 @@ def run_batch(spec: RunSpec, inputs: Sequence[str], output: str | Path, *, setti
     try:
         for line in plan_run(run_settings, vocabularies, adapter=spec.adapter, template=spec.template).notes:
             note(line)
-        return tag_dataset(spec, inputs, store, settings=settings, fields=fields, limit=limit, on_batch=on_batch)
+        return tag_dataset(spec, inputs, store, settings=settings, fields=fields, limit=limit, on_batch=on_batch,
+                           progress=progress)
     finally:
         store.close()

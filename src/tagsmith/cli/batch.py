@@ -51,8 +51,6 @@ def batch(inputs: tuple[str, ...], vocab: str, output_path: Path, model: str | N
     Every row needs an id. Results stream into --output as each batch is done; a worker that dies
     has its batch retried, and re-running the same command continues after the ids written.
     """
-    from tqdm import tqdm
-
     from tagsmith.items import FieldMap
     from tagsmith.ray_tagging import RaySettings, run_batch
     from tagsmith.runtime import RunSpec
@@ -63,15 +61,12 @@ def batch(inputs: tuple[str, ...], vocab: str, output_path: Path, model: str | N
                            batch_size=batch_size or 0, address=ray_address)
     fields = FieldMap.with_overrides(id=id_field, title=title_field, description=description_field,
                                      category=category_field)
-    bar = tqdm(unit="item", disable=not progress, file=sys.stderr, dynamic_ncols=True)
-    try:
+    try:  # progress: Ray Data's own bars, one per stage
         stats = run_batch(spec, list(inputs), output_path, settings=settings, fields=fields, limit=limit,
-                          retry_errors=retry_errors, on_batch=bar.update, note=say)
+                          retry_errors=retry_errors, note=say, progress=progress)
     except KeyboardInterrupt:
         say(f"interrupted; re-run the same command to continue ({output_path})")
         sys.exit(130)
-    finally:
-        bar.close()
     skipped = f", {stats.already_done} already done" if stats.already_done else ""
     dup = f", {stats.duplicate_ids} duplicate ids skipped" if stats.duplicate_ids else ""
     say(f"tagged {stats.tagged} items on {stats.actors} actors in {stats.seconds:.1f} s "
