@@ -18,7 +18,7 @@ from tagsmith.vocabulary import parse_vocabulary, resolve_vocabularies
 TREE = {"name": "shop", "facets": [{"name": "Category", "hierarchy": {"separator": " > "}, "values": [
     "Apparel > Dresses", "Apparel > Shirts > T-Shirts", "Apparel > Shirts > Polos", "Garden > Hoses",
     "Garden > Seeds"]}]}
-NO_PRIOR = TaggingSettings(option_prior_weight=0.0, option_calibration=False)
+NO_PRIOR = TaggingSettings(option_prior_weight=0.0, option_calibration=False, hierarchy_decoding="tree")
 
 
 def option_of(continuation_text: str) -> str:

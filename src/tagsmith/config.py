@@ -77,8 +77,8 @@ class TaggingSettings(_Section):
     min_confidence: float = Field(0.0, ge=0, le=1)
     #: a vocabulary of one hierarchical facet (a category tree): "tree" = choose level by level
     #: among a node's children (tree_decoding.py), "flat" = one choice from the item's shortlist
-    #: of whole paths
-    hierarchy_decoding: Literal["tree", "flat"] = "tree"
+    #: of whole paths (the default: measured better and 20x faster with the embedded model; README)
+    hierarchy_decoding: Literal["tree", "flat"] = "flat"
     #: tree decoding: a node with more children offers the item only this many (nearest first)
     tree_max_children: int = Field(20, ge=2, le=200)
 
