@@ -22,7 +22,7 @@ ray = pytest.importorskip("ray")
 
 from tagsmith.cli import main  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 VOCAB = """\
 name: kitchen

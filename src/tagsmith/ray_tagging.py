@@ -34,6 +34,8 @@ from tagsmith.runtime import RunSpec, TagStats, job_record, refuse_same_file
 READERS = {".jsonl": "read_text", ".ndjson": "read_text", ".csv": "read_csv", ".parquet": "read_parquet"}
 
 LIGHT_CPUS = 0.1
+#: CPUs kept free of actors so the read and resume-filter stages can always be scheduled
+FEED_CPUS = 0.5
 
 
 @dataclass(frozen=True)
@@ -44,15 +46,15 @@ class RaySettings:
     actors: int = 2
     #: GPUs per actor (0 on CPU nodes; 1 puts one vLLM per GPU)
     gpus_per_actor: float = 0.0
-    #: CPUs per actor
-    cpus_per_actor: float = 1.0
+    #: CPUs per actor; None = one each, less where the cluster is too small for that
+    cpus_per_actor: float | None = None
     #: rows per actor call; 0 = the engine's own batch size
     batch_size: int = 0
     #: an existing cluster ('auto' = the one `ray start` made here), else a local Ray starts
     address: str | None = None
 
     def __post_init__(self) -> None:
-        if self.actors < 1 or self.gpus_per_actor < 0 or self.cpus_per_actor <= 0 or self.batch_size < 0:
+        if self.actors < 1 or self.gpus_per_actor < 0 or (self.cpus_per_actor is not None and self.cpus_per_actor <= 0) or self.batch_size < 0:
             raise InputError("actors must be >= 1, GPUs >= 0, CPUs > 0 and batch size >= 0")
 
 
@@ -167,6 +169,21 @@ def connect(settings: RaySettings) -> None:
         ray.init(include_dashboard=False, runtime_env=env, log_to_driver=False, logging_level="warning")
 
 
+def actor_cpus(settings: RaySettings, cluster_cpus: float) -> float:
+    """CPUs per actor that leave the feeding stages room. Actors that held every CPU would wait
+    forever for input that no read task could be scheduled to produce, so the default shares
+    what the cluster has (one each at most), and an explicit share that leaves nothing is refused."""
+    room = cluster_cpus - FEED_CPUS
+    if settings.cpus_per_actor is None:
+        if room <= 0:
+            raise InputError(f"the Ray cluster has {cluster_cpus:g} CPUs: too few to feed and run actors")
+        return round(min(1.0, room / settings.actors), 3)
+    if settings.actors * settings.cpus_per_actor > room:
+        raise InputError(f"{settings.actors} actors x {settings.cpus_per_actor:g} CPUs leave no CPU for reading "
+                         f"the input on this {cluster_cpus:g}-CPU cluster: use fewer actors or CPUs per actor")
+    return settings.cpus_per_actor
+
+
 def tag_dataset(spec: RunSpec, inputs: Sequence[str], store: ResultsFile, *, settings: RaySettings = RaySettings(),
                 fields: FieldMap = FieldMap(), limit: int | None = None,
                 on_batch: Callable[[int], None] | None = None, progress: bool = False) -> RayStats:
@@ -180,6 +197,7 @@ def tag_dataset(spec: RunSpec, inputs: Sequence[str], store: ResultsFile, *, set
     started = time.perf_counter()
     reader = reader_for(inputs)
     connect(settings)
+    cpus = actor_cpus(settings, float(ray.cluster_resources().get("CPU", 0)))
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = progress  # Ray Data's own bars, per stage
     # reading and the resume filter are light: a small CPU share each, so that actors holding
@@ -192,7 +210,7 @@ def tag_dataset(spec: RunSpec, inputs: Sequence[str], store: ResultsFile, *, set
     ds = ds.map_batches(
         TaggerActor, fn_constructor_args=(spec, fields), batch_format="pandas", batch_size=settings.batch_size or 32,
         compute=ray.data.ActorPoolStrategy(size=settings.actors),
-        num_gpus=settings.gpus_per_actor or None, num_cpus=settings.cpus_per_actor)  # Ray Data restarts a dead actor and retries its batch
+        num_gpus=settings.gpus_per_actor or None, num_cpus=cpus)  # Ray Data restarts a dead actor and retries its batch
     stats = RayStats(actors=settings.actors, already_done=len(store.done))
     written: set[str] = set(store.done)
     try:

@@ -26,8 +26,9 @@ from tagsmith.cli.options import progress_option, run_options
               help="Actors in the pool; each loads one engine and tags whole batches.")
 @click.option("--gpus-per-actor", type=click.FloatRange(0), default=0.0, show_default=True,
               help="GPUs each actor holds (1 on GPU nodes: one vLLM per GPU).")
-@click.option("--cpus-per-actor", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
-              help="CPUs each actor holds.")
+@click.option("--cpus-per-actor", type=click.FloatRange(0, min_open=True), default=None,
+              help="CPUs each actor holds [default: 1, or a share that leaves the cluster half a CPU "
+                   "to read the input with].")
 @click.option("--batch-size", "-b", type=click.IntRange(1, 4096), default=None,
               help="Rows per actor call [default: 32].")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Tag at most this many (new) items.")
@@ -42,7 +43,7 @@ from tagsmith.cli.options import progress_option, run_options
 @friendly_errors
 def batch(inputs: tuple[str, ...], vocab: str, output_path: Path, model: str | None, engine: str | None,
           template: str | None, adapter: str | None, config: Path | None, ray_address: str | None, actors: int,
-          gpus_per_actor: float, cpus_per_actor: float, batch_size: int | None, limit: int | None,
+          gpus_per_actor: float, cpus_per_actor: float | None, batch_size: int | None, limit: int | None,
           id_field: str | None, title_field: str | None, description_field: str | None,
           category_field: str | None, retry_errors: bool, progress: bool) -> None:
     """Tag JSONL, CSV or Parquet files (or folders of them; local paths or any URI Ray Data reads)
