@@ -167,3 +167,14 @@ def test_real_offers_through_ray_with_the_embedded_model(local_ray, tmp_path):
     assert all(x["error"] is None for x in results)
     assert sum(1 for x in results if any(x["tags"].values())) >= 15
     assert "using adapter wdc-pave-smollm2" in r.output and "tagged 20 items on 2 actors" in r.output
+
+
+def test_a_parquet_output_is_a_table_of_the_same_results(local_ray, tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    items, vocab, config = setup_files(tmp_path, 60)
+    r = batch(items, vocab, config, tmp_path / "tagged.parquet")
+    assert r.exit_code == 0, r.output
+    assert "(60 rows; resumable from" in r.output
+    table = {row["id"]: json.loads(row["tags"]) for row in pq.read_table(tmp_path / "tagged.parquet").to_pylist()}
+    assert table == {x["id"]: x["tags"] for x in lines(tmp_path / "tagged.parquet.jsonl")} and len(table) == 60
+    assert table["p0"] == {"Color": ["Red"], "Material": ["Steel"]}

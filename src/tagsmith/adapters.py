@@ -121,6 +121,8 @@ class AdapterChoice:
     trained_on_vocabulary: bool = True
     #: The general tagging adapter (trained on many small vocabularies, none of them this run's).
     general: bool = False
+    #: Trained on vocabularies of these categories, with other values (for 'auto').
+    same_categories: bool = False
 
     @property
     def name(self) -> str:
@@ -172,7 +174,8 @@ def choose_adapter(spec: str | None, model_id: str, vocabularies: VocabularySet,
             return AdapterChoice(None)
         folder, manifest = ranked[0]
         return AdapterChoice(str(folder), manifest.get("template"), trained_on_vocabulary=False,
-                             general=bool(manifest.get("general")))
+                             general=bool(manifest.get("general")),
+                             same_categories=same_categories(manifest, vocabularies))
     folder = find_adapter(spec)
     warnings = check_adapter(folder, model_id, vocabularies)
     manifest = read_manifest(folder) or {}

@@ -25,6 +25,7 @@ from typing import Any
 
 from tagsmith.errors import InputError, TagsmithError
 from tagsmith.items import FieldMap, item_from_record, jsonl_records
+from tagsmith.parquet_results import is_parquet, results_beside, write_parquet
 from tagsmith.results_store import ResultsFile
 from tagsmith.runtime import RunSpec, TagStats, job_record, refuse_same_file
 
@@ -34,6 +35,8 @@ from tagsmith.runtime import RunSpec, TagStats, job_record, refuse_same_file
 READERS = {".jsonl": "read_text", ".ndjson": "read_text", ".csv": "read_csv", ".parquet": "read_parquet"}
 
 LIGHT_CPUS = 0.1
+#: bytes of input block per row of an actor call (a product's title and description)
+BLOCK_BYTES_PER_ROW = 1024
 #: CPUs kept free of actors so the read and resume-filter stages can always be scheduled
 FEED_CPUS = 0.5
 
@@ -62,6 +65,8 @@ class RaySettings:
 class RayStats(TagStats):
     actors: int = 0
     seconds: float = 0.0
+    #: rows of a Parquet output (every result so far, this run's and earlier runs'); None for JSONL
+    rows: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -198,8 +203,16 @@ def tag_dataset(spec: RunSpec, inputs: Sequence[str], store: ResultsFile, *, set
     reader = reader_for(inputs)
     connect(settings)
     cpus = actor_cpus(settings, float(ray.cluster_resources().get("CPU", 0)))
+    rows = settings.batch_size or 32
     ctx = ray.data.DataContext.get_current()
+    before = (ctx.enable_progress_bars, ctx.target_max_block_size)  # put back after: a notebook's later jobs
     ctx.enable_progress_bars = progress  # Ray Data's own bars, per stage
+    # small blocks (about one actor call's rows of product text): an actor hands back, and the
+    # driver writes, a block at a time, and Ray Data's default blocks hold tens of thousands of
+    # items, so a crash would lose hours and progress would come in leaps; an explicit
+    # repartition would be a stage of a whole CPU per task, which a small machine whose CPUs the
+    # actors hold could never schedule
+    ctx.target_max_block_size = max(BLOCK_BYTES_PER_ROW * rows, 32 * 1024)
     # reading and the resume filter are light: a small CPU share each, so that actors holding
     # every CPU of a small machine never starve the stages that feed them
     ds = getattr(ray.data, reader)(list(inputs), num_cpus=LIGHT_CPUS)
@@ -208,7 +221,7 @@ def tag_dataset(spec: RunSpec, inputs: Sequence[str], store: ResultsFile, *, set
     if limit is not None:
         ds = ds.limit(limit)
     ds = ds.map_batches(
-        TaggerActor, fn_constructor_args=(spec, fields), batch_format="pandas", batch_size=settings.batch_size or 32,
+        TaggerActor, fn_constructor_args=(spec, fields), batch_format="pandas", batch_size=rows,
         compute=ray.data.ActorPoolStrategy(size=settings.actors),
         num_gpus=settings.gpus_per_actor or None, num_cpus=cpus)  # Ray Data restarts a dead actor and retries its batch
     stats = RayStats(actors=settings.actors, already_done=len(store.done))
@@ -233,6 +246,8 @@ def tag_dataset(spec: RunSpec, inputs: Sequence[str], store: ResultsFile, *, set
         if cause is not None:
             raise InputError(str(cause)) from None
         raise
+    finally:
+        ctx.enable_progress_bars, ctx.target_max_block_size = before
     stats.seconds = time.perf_counter() - started
     return stats
 
@@ -260,16 +275,22 @@ def run_batch(spec: RunSpec, inputs: Sequence[str], output: str | Path, *, setti
     run_settings = spec.settings()
     vocabularies = resolve_vocabularies(spec.vocab)
     reader_for(inputs)
-    if Path(output).suffix.lower() not in (".jsonl", ".ndjson"):
-        raise InputError(f"{output}: the output is JSON lines (.jsonl)")
+    if Path(output).suffix.lower() not in (".jsonl", ".ndjson", ".parquet"):
+        raise InputError(f"{output}: the output is JSON lines (.jsonl) or Parquet (.parquet)")
+    # a Parquet output is made at the end from resumable JSON lines beside it
+    lines = results_beside(output) if is_parquet(output) else Path(output)
     for source in inputs:
         if "://" not in source:
+            refuse_same_file(Path(source), lines)
             refuse_same_file(Path(source), Path(output))
-    store = ResultsFile(output, job=job_record(spec, vocabularies, list(inputs)), retry_errors=retry_errors)
+    store = ResultsFile(lines, job=job_record(spec, vocabularies, list(inputs)), retry_errors=retry_errors)
     try:
         for line in plan_run(run_settings, vocabularies, adapter=spec.adapter, template=spec.template).notes:
             note(line)
-        return tag_dataset(spec, inputs, store, settings=settings, fields=fields, limit=limit, on_batch=on_batch,
-                           progress=progress)
+        stats = tag_dataset(spec, inputs, store, settings=settings, fields=fields, limit=limit, on_batch=on_batch,
+                            progress=progress)
     finally:
         store.close()
+    if is_parquet(output):
+        stats.rows = write_parquet(lines, output)
+    return stats

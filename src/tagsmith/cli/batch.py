@@ -17,7 +17,8 @@ from tagsmith.cli.options import progress_option, run_options
               help="Vocabulary file, folder of per-category files, or a built-in name such as 'wdc-pave'.")
 @click.option("--output", "-o", "output_path", type=click.Path(path_type=Path), required=True,
               help="JSONL results, one line per item, with the job's record beside it (FILE.job), written "
-                   "as batches come back. Re-running the same command skips ids already in it.")
+                   "as batches come back. Re-running the same command skips ids already in it. A .parquet "
+                   "output is a table made at the end from FILE.parquet.jsonl, which resumes the same way.")
 @run_options
 @click.option("--ray-address", default=None, metavar="auto|ADDRESS",
               help="Join this Ray cluster ('auto': the one `ray start` made on this machine) "
@@ -70,8 +71,9 @@ def batch(inputs: tuple[str, ...], vocab: str, output_path: Path, model: str | N
         sys.exit(130)
     skipped = f", {stats.already_done} already done" if stats.already_done else ""
     dup = f", {stats.duplicate_ids} duplicate ids skipped" if stats.duplicate_ids else ""
+    table = f" ({stats.rows} rows; resumable from {output_path}.jsonl)" if stats.rows is not None else ""
     say(f"tagged {stats.tagged} items on {stats.actors} actors in {stats.seconds:.1f} s "
-        f"({stats.errors} with errors{skipped}{dup}) -> {output_path}")
+        f"({stats.errors} with errors{skipped}{dup}) -> {output_path}{table}")
     if stats.tagged and stats.errors == stats.tagged:
         say("every item failed (see each line's 'error')")
         sys.exit(1)
