@@ -63,7 +63,7 @@ def lines(path: Path) -> list[dict]:
 
 def batch(items: Path, vocab: Path, config: Path, out: Path, *extra: str):
     return CliRunner().invoke(main, ["batch", str(items), "-v", str(vocab), "--config", str(config), "-o", str(out),
-                                     "--no-progress", *extra])
+                                     "--no-progress", "--actors", "2", *extra])
 
 
 def test_ray_output_equals_single_process_output(local_ray, tmp_path):
@@ -160,7 +160,7 @@ def test_real_offers_through_ray_with_the_embedded_model(local_ray, tmp_path):
     items.write_text("".join(WDC_TRAIN.read_text().splitlines(keepends=True)[:20]))
     out = tmp_path / "tagged.jsonl"
     r = CliRunner().invoke(main, ["batch", str(items), "-v", "wdc-pave", "-e", "transformers", "-o", str(out),
-                                  "--no-progress", "-b", "4"])
+                                  "--no-progress", "-b", "4", "--actors", "2"])
     assert r.exit_code == 0, r.output
     results = lines(out)
     assert len(results) == 20 and len({x["id"] for x in results}) == 20

@@ -45,8 +45,10 @@ FEED_CPUS = 0.5
 class RaySettings:
     """How the work is spread: actors (one tagger each), what each holds, and the cluster."""
 
-    #: actors in the pool (each loads one engine); more than the cluster can place wait
-    actors: int = 2
+    #: actors in the pool (each loads one engine); more than the cluster can place wait.
+    #: None = one per GPU share where actors hold GPUs, else one per node (an engine on a CPU
+    #: already uses every core: two on one node only contend)
+    actors: int | None = None
     #: GPUs per actor (0 on CPU nodes; 1 puts one vLLM per GPU)
     gpus_per_actor: float = 0.0
     #: CPUs per actor; None = one each, less where the cluster is too small for that
@@ -57,7 +59,7 @@ class RaySettings:
     address: str | None = None
 
     def __post_init__(self) -> None:
-        if self.actors < 1 or self.gpus_per_actor < 0 or (self.cpus_per_actor is not None and self.cpus_per_actor <= 0) or self.batch_size < 0:
+        if (self.actors is not None and self.actors < 1) or self.gpus_per_actor < 0 or (self.cpus_per_actor is not None and self.cpus_per_actor <= 0) or self.batch_size < 0:
             raise InputError("actors must be >= 1, GPUs >= 0, CPUs > 0 and batch size >= 0")
 
 
@@ -174,7 +176,16 @@ def connect(settings: RaySettings) -> None:
         ray.init(include_dashboard=False, runtime_env=env, log_to_driver=False, logging_level="warning")
 
 
-def actor_cpus(settings: RaySettings, cluster_cpus: float) -> float:
+def actor_count(settings: RaySettings, nodes: int, cluster_gpus: float) -> int:
+    """The pool size: as asked, else one actor per GPU share, else one per node."""
+    if settings.actors is not None:
+        return settings.actors
+    if settings.gpus_per_actor:
+        return max(1, int(cluster_gpus // settings.gpus_per_actor))
+    return max(1, nodes)
+
+
+def actor_cpus(settings: RaySettings, cluster_cpus: float, actors: int) -> float:
     """CPUs per actor that leave the feeding stages room. Actors that held every CPU would wait
     forever for input that no read task could be scheduled to produce, so the default shares
     what the cluster has (one each at most), and an explicit share that leaves nothing is refused."""
@@ -182,9 +193,9 @@ def actor_cpus(settings: RaySettings, cluster_cpus: float) -> float:
     if settings.cpus_per_actor is None:
         if room <= 0:
             raise InputError(f"the Ray cluster has {cluster_cpus:g} CPUs: too few to feed and run actors")
-        return round(min(1.0, room / settings.actors), 3)
-    if settings.actors * settings.cpus_per_actor > room:
-        raise InputError(f"{settings.actors} actors x {settings.cpus_per_actor:g} CPUs leave no CPU for reading "
+        return round(min(1.0, room / actors), 3)
+    if actors * settings.cpus_per_actor > room:
+        raise InputError(f"{actors} actors x {settings.cpus_per_actor:g} CPUs leave no CPU for reading "
                          f"the input on this {cluster_cpus:g}-CPU cluster: use fewer actors or CPUs per actor")
     return settings.cpus_per_actor
 
@@ -202,7 +213,9 @@ def tag_dataset(spec: RunSpec, inputs: Sequence[str], store: ResultsFile, *, set
     started = time.perf_counter()
     reader = reader_for(inputs)
     connect(settings)
-    cpus = actor_cpus(settings, float(ray.cluster_resources().get("CPU", 0)))
+    cluster = ray.cluster_resources()
+    actors = actor_count(settings, sum(1 for n in ray.nodes() if n.get("Alive")), float(cluster.get("GPU", 0)))
+    cpus = actor_cpus(settings, float(cluster.get("CPU", 0)), actors)
     rows = settings.batch_size or 32
     ctx = ray.data.DataContext.get_current()
     before = (ctx.enable_progress_bars, ctx.target_max_block_size)  # put back after: a notebook's later jobs
@@ -222,9 +235,9 @@ def tag_dataset(spec: RunSpec, inputs: Sequence[str], store: ResultsFile, *, set
         ds = ds.limit(limit)
     ds = ds.map_batches(
         TaggerActor, fn_constructor_args=(spec, fields), batch_format="pandas", batch_size=rows,
-        compute=ray.data.ActorPoolStrategy(size=settings.actors),
+        compute=ray.data.ActorPoolStrategy(size=actors),
         num_gpus=settings.gpus_per_actor or None, num_cpus=cpus)  # Ray Data restarts a dead actor and retries its batch
-    stats = RayStats(actors=settings.actors, already_done=len(store.done))
+    stats = RayStats(actors=actors, already_done=len(store.done))
     written: set[str] = set(store.done)
     try:
         for batch in ds.iter_batches(batch_format="pandas", batch_size=None):

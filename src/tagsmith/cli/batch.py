@@ -23,8 +23,10 @@ from tagsmith.cli.options import progress_option, run_options
 @click.option("--ray-address", default=None, metavar="auto|ADDRESS",
               help="Join this Ray cluster ('auto': the one `ray start` made on this machine) "
                    "[default: start a local Ray on this machine].")
-@click.option("--actors", type=click.IntRange(1), default=2, show_default=True,
-              help="Actors in the pool; each loads one engine and tags whole batches.")
+@click.option("--actors", type=click.IntRange(1), default=None,
+              help="Actors in the pool; each loads one engine and tags whole batches [default: one per "
+                   "GPU share with --gpus-per-actor, else one per node: an engine on a CPU already uses "
+                   "every core, so two on one machine only contend].")
 @click.option("--gpus-per-actor", type=click.FloatRange(0), default=0.0, show_default=True,
               help="GPUs each actor holds (1 on GPU nodes: one vLLM per GPU).")
 @click.option("--cpus-per-actor", type=click.FloatRange(0, min_open=True), default=None,
@@ -43,7 +45,7 @@ from tagsmith.cli.options import progress_option, run_options
 @progress_option
 @friendly_errors
 def batch(inputs: tuple[str, ...], vocab: str, output_path: Path, model: str | None, engine: str | None,
-          template: str | None, adapter: str | None, config: Path | None, ray_address: str | None, actors: int,
+          template: str | None, adapter: str | None, config: Path | None, ray_address: str | None, actors: int | None,
           gpus_per_actor: float, cpus_per_actor: float | None, batch_size: int | None, limit: int | None,
           id_field: str | None, title_field: str | None, description_field: str | None,
           category_field: str | None, retry_errors: bool, progress: bool) -> None:
@@ -72,7 +74,7 @@ def batch(inputs: tuple[str, ...], vocab: str, output_path: Path, model: str | N
     skipped = f", {stats.already_done} already done" if stats.already_done else ""
     dup = f", {stats.duplicate_ids} duplicate ids skipped" if stats.duplicate_ids else ""
     table = f" ({stats.rows} rows; resumable from {output_path}.jsonl)" if stats.rows is not None else ""
-    say(f"tagged {stats.tagged} items on {stats.actors} actors in {stats.seconds:.1f} s "
+    say(f"tagged {stats.tagged} items on {stats.actors} actor{'s' if stats.actors != 1 else ''} in {stats.seconds:.1f} s "
         f"({stats.errors} with errors{skipped}{dup}) -> {output_path}{table}")
     if stats.tagged and stats.errors == stats.tagged:
         say("every item failed (see each line's 'error')")
