@@ -228,8 +228,7 @@ def tag_dataset(spec: RunSpec, inputs: Sequence[str], store: ResultsFile, *, set
     ctx.target_max_block_size = max(BLOCK_BYTES_PER_ROW * rows, 32 * 1024)
     # reading and the resume filter are light: a small CPU share each, so that actors holding
     # every CPU of a small machine never starve the stages that feed them
-    ds = getattr(ray.data, reader)(list(inputs), num_cpus=LIGHT_CPUS)
-    check_first_row(ds, fields)
+    read = ds = getattr(ray.data, reader)(list(inputs), num_cpus=LIGHT_CPUS)
     ds = ds.map_batches(pending(frozenset(store.done), fields), batch_format="pandas", num_cpus=LIGHT_CPUS)
     if limit is not None:
         ds = ds.limit(limit)
@@ -240,6 +239,7 @@ def tag_dataset(spec: RunSpec, inputs: Sequence[str], store: ResultsFile, *, set
     stats = RayStats(actors=actors, already_done=len(store.done))
     written: set[str] = set(store.done)
     try:
+        check_first_row(read, fields)
         for batch in ds.iter_batches(batch_format="pandas", batch_size=None):
             records = []
             for item_id, text in zip(batch["id"], batch["result"], strict=True):
