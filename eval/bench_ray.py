@@ -83,7 +83,7 @@ def main() -> None:
         rows[f"ray, {actors} actor{'s' if actors > 1 else ''}"]["same_tags"] = sum(
             got.get(k) == v for k, v in reference.items())
     print(f"{args.n} offers of {args.data.name}, engine {args.engine}, outputs in {folder}")
-    print(f"| run | wall s | items/s after the first result | same tags as single process |\n|---|---|---|---|")
+    print("| run | wall s | items/s after the first result | same tags as single process |\n|---|---|---|---|")
     for name, r in rows.items():
         same = f"{int(r['same_tags'])}/{len(reference)}" if "same_tags" in r else "-"
         print(f"| {name} | {r['wall_s']:.0f} | {r['steady_items_per_s']:.2f} | {same} |")

@@ -2,7 +2,6 @@
 real CLI (fake engine), asserting exit codes, one-line messages and every byte of input kept."""
 
 import csv
-import fcntl
 import json
 
 import pytest

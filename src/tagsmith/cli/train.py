@@ -61,7 +61,7 @@ def train(data_path: Path, part: str, categories: tuple[str, ...], excluded: tup
     is saved every 20 steps: running the same command again after a crash continues from it.
     """
     from tagsmith.config import load_settings
-    from tagsmith.gold import Dataset, load_dataset, select_categories, split
+    from tagsmith.gold import load_dataset, select_categories, split
     from tagsmith.evaluation.matrix import LlmRun, llm_runs
     from tagsmith.prompts import load_template
     from tagsmith.runtime import placement
