@@ -77,11 +77,10 @@ def main() -> None:
     reference = tags(one)
     for actors in (int(a) for a in args.actors.split(",")):
         out = folder / f"ray-{actors}.jsonl"
-        rows[f"ray, {actors} actor{'s' if actors > 1 else ''}"] = run(
-            [TAGSMITH, "batch", str(items), "-o", str(out), "--actors", str(actors), *common], out)
+        name = f"ray, {actors} actor{'s' if actors > 1 else ''}"
+        rows[name] = run([TAGSMITH, "batch", str(items), "-o", str(out), "--actors", str(actors), *common], out)
         got = tags(out)
-        rows[f"ray, {actors} actor{'s' if actors > 1 else ''}"]["same_tags"] = sum(
-            got.get(k) == v for k, v in reference.items())
+        rows[name]["same_tags"] = sum(got.get(k) == v for k, v in reference.items())
     print(f"{args.n} offers of {args.data.name}, engine {args.engine}, outputs in {folder}")
     print("| run | wall s | items/s after the first result | same tags as single process |\n|---|---|---|---|")
     for name, r in rows.items():

@@ -9,12 +9,11 @@ so a reader never sees half of one. Results have per-vocabulary shapes, so every
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from tagsmith.errors import InputError
-from tagsmith.results_store import read_results
+from tagsmith.results_store import read_results, replace_file
 
 #: fields kept as plain text columns; everything else is stored as JSON text
 TEXT_FIELDS = ("id", "vocabulary", "error")
@@ -49,8 +48,7 @@ def write_parquet(results: str | Path, output: str | Path) -> int:
     records = list(read_results(results).values())
     keys = list(TEXT_FIELDS) + sorted({k for r in records for k in r} - set(TEXT_FIELDS))
     table = pa.table({k: pa.array([column_value(k, r.get(k)) for r in records], type=pa.string()) for k in keys})
-    output = Path(output)
-    temporary = output.with_name(f".{output.name}.tmp")
-    pq.write_table(table, temporary)
-    os.replace(temporary, output)
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer)
+    replace_file(Path(output), buffer.getvalue().to_pybytes())
     return len(records)

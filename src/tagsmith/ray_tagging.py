@@ -59,7 +59,8 @@ class RaySettings:
     address: str | None = None
 
     def __post_init__(self) -> None:
-        if (self.actors is not None and self.actors < 1) or self.gpus_per_actor < 0 or (self.cpus_per_actor is not None and self.cpus_per_actor <= 0) or self.batch_size < 0:
+        if ((self.actors is not None and self.actors < 1) or self.gpus_per_actor < 0 or self.batch_size < 0
+                or (self.cpus_per_actor is not None and self.cpus_per_actor <= 0)):
             raise InputError("actors must be >= 1, GPUs >= 0, CPUs > 0 and batch size >= 0")
 
 
@@ -293,9 +294,9 @@ def run_batch(spec: RunSpec, inputs: Sequence[str], output: str | Path, *, setti
     # a Parquet output is made at the end from resumable JSON lines beside it
     lines = results_beside(output) if is_parquet(output) else Path(output)
     for source in inputs:
-        if "://" not in source:
-            refuse_same_file(Path(source), lines)
-            refuse_same_file(Path(source), Path(output))
+        for target in {lines, Path(output)}:
+            if "://" not in source:
+                refuse_same_file(Path(source), target)
     store = ResultsFile(lines, job=job_record(spec, vocabularies, list(inputs)), retry_errors=retry_errors)
     try:
         for line in plan_run(run_settings, vocabularies, adapter=spec.adapter, template=spec.template).notes:

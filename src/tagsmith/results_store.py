@@ -107,7 +107,7 @@ class ResultsFile:
             keep.append(line)
         self.repaired = good_end < len(data)
         if self.retrying:
-            _replace(self.path, b"".join(keep))
+            replace_file(self.path, b"".join(keep))
         elif self.repaired:
             # Torn last write (no newline: the process died during `write`): drop it so the
             # file stays valid JSONL.
@@ -166,7 +166,7 @@ class ResultsFile:
         self.close()
 
 
-def _replace(path: Path, data: bytes) -> None:
+def replace_file(path: Path, data: bytes) -> None:
     """Write `data` as `path` so that a crash leaves either the old file or the new one."""
     temporary = path.with_name(f".{path.name}.tmp")
     with open(temporary, "wb") as handle:

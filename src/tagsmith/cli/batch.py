@@ -56,6 +56,7 @@ def batch(inputs: tuple[str, ...], vocab: str, output_path: Path, model: str | N
     has its batch retried, and re-running the same command continues after the ids written.
     """
     from tagsmith.items import FieldMap
+    from tagsmith.parquet_results import results_beside
     from tagsmith.ray_tagging import RaySettings, run_batch
     from tagsmith.runtime import RunSpec
 
@@ -73,7 +74,7 @@ def batch(inputs: tuple[str, ...], vocab: str, output_path: Path, model: str | N
         sys.exit(130)
     skipped = f", {stats.already_done} already done" if stats.already_done else ""
     dup = f", {stats.duplicate_ids} duplicate ids skipped" if stats.duplicate_ids else ""
-    table = f" ({stats.rows} rows; resumable from {output_path}.jsonl)" if stats.rows is not None else ""
+    table = f" ({stats.rows} rows; resumable from {results_beside(output_path)})" if stats.rows is not None else ""
     say(f"tagged {stats.tagged} items on {stats.actors} actor{'s' if stats.actors != 1 else ''} in {stats.seconds:.1f} s "
         f"({stats.errors} with errors{skipped}{dup}) -> {output_path}{table}")
     if stats.tagged and stats.errors == stats.tagged:
