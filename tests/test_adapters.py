@@ -175,3 +175,21 @@ def test_a_new_vocabulary_gets_the_general_adapter_unless_one_knows_its_categori
     choice = choose_adapter(None, MODEL, renamed)
     assert choice.path == str(specific) and not choice.general
     assert choose_adapter(None, MODEL, small).path == str(specific)  # trained for it exactly
+
+
+def test_a_run_applies_the_threshold_tuned_for_its_adapter_unless_it_sets_one(shipped):
+    from tagsmith.config import load_settings
+    from tagsmith.runtime import plan_run
+
+    small = VocabularySet([parse_vocabulary(SMALL_VOCAB)])
+    folder = fake_adapter(shipped / "kitchen", MODEL, small)
+    plan = plan_run(load_settings(), small, engine="transformers")
+    assert plan.min_confidence == 0.0  # no threshold tuned: every tag kept
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "min_confidence": 0.35}))
+    plan = plan_run(load_settings(), small, engine="transformers")
+    assert plan.min_confidence == 0.35 and any("threshold tuned for adapter kitchen" in n for n in plan.notes)
+    assert plan.tagging(load_settings().tagging).min_confidence == 0.35
+    asked = load_settings(None, {"tagging": {"min_confidence": 0.0}})
+    assert plan_run(asked, small, engine="transformers").min_confidence == 0.0  # asked for: wins
+    assert plan_run(load_settings(), small, adapter="none", engine="transformers").min_confidence == 0.0

@@ -72,7 +72,7 @@ def test_option_scores_equal_a_full_forward_pass(embedded_engine):
     so far) equal log-probabilities read off one plain forward pass over the whole text."""
     import torch
 
-    from tagsmith.engines.base import ScoreRequest, common_prefix_length
+    from tagsmith.engines.base import ScoreRequest
 
     messages = ({"role": "user", "content": "Product title: Women's V Neck Beaded Cocktail Dress, red\n"
                                             "Neckline: V-Neck | Crew Neck\nColor: Red | Blue\nJSON answer:"},)
@@ -83,10 +83,31 @@ def test_option_scores_equal_a_full_forward_pass(embedded_engine):
     for r, row in zip(requests, got, strict=True):
         prompt = tok.apply_chat_template(list(r.messages), tokenize=False, add_generation_prompt=True)
         seqs = [tok.encode(prompt + r.prefix + c, add_special_tokens=False) for c in r.continuations]
-        shared = common_prefix_length(seqs)
+        context = tok.encode(prompt + r.prefix, add_special_tokens=False)
+        # every token past the prompt and prefix is the continuation's (one spanning the boundary too)
+        shared = min(next(i for i, (a, b) in enumerate(zip([*context, -1], s)) if a != b) for s in seqs)
         for seq, score in zip(seqs, row, strict=True):
             with torch.inference_mode():
                 lp = torch.log_softmax(model(input_ids=torch.tensor([seq])).logits[0].float(), -1)
             expected = sum(float(lp[j - 1, seq[j]]) for j in range(shared, len(seq)))
             assert score.tokens == len(seq) - shared
             assert abs(score.logprob - expected) < 1e-3 * max(1.0, abs(expected))
+
+
+def test_an_answer_read_back_gives_each_value_its_scored_probability(embedded_engine):
+    """A decoded value's confidence read off one pass over the whole answer (answer_logprobs)
+    equals its continuation scored from the key/value cache (score): two ways, one number."""
+    from tagsmith.confidence import compact_answer, span_logprob
+    from tagsmith.engines.base import AnswerRequest, ScoreRequest
+    from tagsmith.vocabulary import parse_vocabulary
+
+    messages = ({"role": "user", "content": "Product title: ACME Women's V Neck Beaded Cocktail Dress, red\n"
+                                            "Brand: copy it\nColor: Red | Blue\nJSON answer:"},)
+    vocab = parse_vocabulary({"name": "d", "facets": [{"name": "Brand", "extractive": True},
+                                                      {"name": "Color", "values": ["Red", "Blue"]}]})
+    text, spans = compact_answer(vocab, {"Brand": ["ACME"], "Color": ["Red"]})
+    (tokens,) = embedded_engine.answer_logprobs([AnswerRequest(messages, text)])
+    assert "".join(text[t.start:t.end] for t in tokens if t.start > 0) in text
+    for _, _, start, end in spans:
+        (scored,) = embedded_engine.score([ScoreRequest(messages, text[:start], (text[start:end],))])[0]
+        assert abs(span_logprob(tokens, start, end) - scored.logprob) < 1e-3 * max(1.0, abs(scored.logprob))

@@ -94,6 +94,25 @@ def test_run_caches_generations_and_scores(tmp_path):
     assert sum(calls) == 12  # a changed configuration is a new column
 
 
+def test_a_threshold_is_scored_on_the_stored_answers_with_and_without(tmp_path):
+    from tagsmith.evaluation.runner import with_threshold
+
+    data = load_dataset(write_jsonl(tmp_path / "w.jsonl", [wdc_record(i, "TACORI") for i in range(6)]))
+
+    def predictor(batch):  # half right and sure, half wrong and unsure
+        return [{"tags": {"Brand": ["TACORI"] if n % 2 else ["ACME"]},
+                 "scores": {"Brand": {"TACORI": 0.9} if n % 2 else {"ACME": 0.2}}} for n, _ in enumerate(batch)]
+
+    plain = run(RunConfig("a", "llm"), data, predictor, cache_dir=None, batch_size=6, progress=False)
+    cut = with_threshold(plain, data, None, 0.5)
+    assert plain.scores.precision == 0.5 and cut.scores.precision == 1.0
+    assert cut.scores.f1 > plain.scores.f1 and cut.config.name == "a @0.5"
+    withheld = [r for p in cut.predictions.values() for r in p["rejected"]]
+    assert len(withheld) == 3 and {r["code"] for r in withheld} == {"low_confidence"}
+    assert plain.predictions != cut.predictions and cut.confidence == plain.confidence
+    assert cut.confidence is not None and cut.confidence.best_threshold > 0.2
+
+
 def test_rates_count_out_of_vocabulary_and_unparseable(tmp_path):
     data = load_dataset(write_jsonl(tmp_path / "w.jsonl", [wdc_record(i, "TACORI") for i in range(2)]))
     preds = iter([{"tags": {}, "raw": '{"Brand": ["FREE"]}',

@@ -94,14 +94,19 @@ def test_tag_command_prints_only_json_on_stdout(tmp_path):
 
 def test_option_scores_agree_with_transformers(vllm_engine):
     """The same continuations scored by vLLM (prompt log-probabilities) and by transformers
-    (key/value cache reuse) on the same weights: equal within float noise, same ranking."""
+    (key/value cache reuse) on the same weights, and whole answers read back by both: equal
+    within float noise, same ranking."""
     from tagsmith.engines import create_engine
-    from tagsmith.engines.base import ScoreRequest
+    from tagsmith.engines.base import AnswerRequest, ScoreRequest
 
     messages = ({"role": "user", "content": "Product title: Women's V Neck Beaded Cocktail Dress\n"
                                             "Neckline: one of V-Neck | Crew Neck | Scoop Neck\nJSON answer:"},)
     requests = [ScoreRequest(messages, '{"Neckline":', ('["V-Neck"]}', '["Crew Neck"]}', '["Scoop Neck"]}', "[]}")),
-                ScoreRequest(messages, '{"Neckline":["V-Neck"],"Color":', ('["Red"]}', "[]}"))]
+                ScoreRequest(messages, '{"Neckline":["V-Neck"],"Color":', ('["Red"]}', "[]}")),
+                # a decoded value's confidence (confidence.py): one continuation, every token scored
+                ScoreRequest(messages, '{"Neckline":[', ('"V-Neck"]}',))]
+    answers = [AnswerRequest(messages, '{"Neckline":["V-Neck"],"Color":["Red","Blue"]}'),
+               AnswerRequest(messages, '{"Neckline":[],"Color":[]}')]
     from tagsmith import runtime
     from tagsmith.config import load_settings
 
@@ -109,6 +114,7 @@ def test_option_scores_agree_with_transformers(vllm_engine):
     reference = create_engine("transformers", plan.model, dtype="float32")
     try:
         expected = reference.score(requests)
+        expected_tokens = reference.answer_logprobs(answers)
     finally:
         reference.close()
     # on CPUs with native bf16 the default engine runs bfloat16, whose error (a few percent, more
@@ -121,6 +127,7 @@ def test_option_scores_agree_with_transformers(vllm_engine):
         engine = extra = create_engine("vllm", plan.model, **options)
     try:
         got = engine.score(requests)
+        got_tokens = engine.answer_logprobs(answers)
     finally:
         if extra is not None:
             extra.close()
@@ -131,4 +138,9 @@ def test_option_scores_agree_with_transformers(vllm_engine):
             assert abs(e.constrained - g.constrained) < 0.05 * max(1.0, abs(e.constrained)), (e, g)
         assert max(range(len(e_row)), key=lambda i: e_row[i].logprob) == \
             max(range(len(g_row)), key=lambda i: g_row[i].logprob)
+    # a whole answer read back (decoded tags' confidences): same tokens, same log-probabilities
+    for e_row, g_row in zip(expected_tokens, got_tokens, strict=True):
+        assert [(t.start, t.end) for t in e_row] == [(t.start, t.end) for t in g_row]
+        for e, g in zip(e_row, g_row, strict=True):
+            assert abs(e.logprob - g.logprob) < 0.05 * max(1.0, abs(e.logprob)), (e, g)
 

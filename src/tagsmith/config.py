@@ -72,9 +72,13 @@ class TaggingSettings(_Section):
     #: weight of the sentence-embedding similarity of item and option (0 = the model alone)
     option_prior_weight: float = Field(1.0, ge=0)
     option_prior_temperature: float = Field(0.05, gt=0)
-    #: option-scored tags whose probability is below this are withheld (moved to `rejected`
-    #: with their score): an empty answer costs only recall, a wrong one precision too
-    min_confidence: float = Field(0.0, ge=0, le=1)
+    #: tags whose confidence is below this are withheld (moved to `rejected` with their
+    #: score): an empty answer costs only recall, a wrong one precision too. None = the
+    #: threshold tuned for the run's adapter (its manifest's `min_confidence`), else none
+    min_confidence: float | None = Field(None, ge=0, le=1)
+    #: every decoded tag gets a confidence too (confidence.py: the probability of its tokens,
+    #: scored after generation), on engines that can score; off saves that extra model pass
+    decoded_confidence: bool = True
     #: a vocabulary of one hierarchical facet (a category tree): "tree" = choose level by level
     #: among a node's children (tree_decoding.py), "flat" = one choice from the item's shortlist
     #: of whole paths (the default: measured better and 20x faster with the embedded model; README)

@@ -56,7 +56,8 @@ def scorable(facet: Facet, max_options: int) -> bool:
 
 def answer_prefix(vocab: Vocabulary, answers: dict[str, list[str]], upto: int) -> str:
     """The compact JSON answer up to facet `upto`'s key, earlier facets as `answers` has them."""
-    parts = [f"{json.dumps(f.name, ensure_ascii=False)}:{json.dumps(answers.get(f.name, []), ensure_ascii=False)}"
+    compact = {"ensure_ascii": False, "separators": (",", ":")}
+    parts = [f"{json.dumps(f.name, **compact)}:{json.dumps(answers.get(f.name, []), **compact)}"
              for f in vocab.facets[:upto]]
     key = json.dumps(vocab.facets[upto].name, ensure_ascii=False)
     return "{" + "".join(p + "," for p in parts) + key + ":"

@@ -70,6 +70,16 @@ class ParsedTags:
     duplicates: int = 0
 
 
+def tag_value(facet: Facet, written: str, item_text: str) -> str | None:
+    """The tag a value the model wrote stands for: the facet's canonical value (aliases and
+    spelling folded), or for an extractive facet the normalized span of the item's text it
+    copies; None when it is neither."""
+    if facet.extractive:
+        span = find_span(written, item_text, facet.normalize)
+        return facet.normal(span) if span is not None else None
+    return facet.canonical(written)
+
+
 def _facet_values(facet: Facet, answer: Any, item_text: str) -> tuple[list[str], list[Rejection], int]:
     values = answer if isinstance(answer, list) else [answer]
     kept: list[str] = []
@@ -82,17 +92,11 @@ def _facet_values(facet: Facet, answer: Any, item_text: str) -> tuple[list[str],
         if not isinstance(v, str):
             rejected.append(Rejection(facet.name, v, Reason.NOT_A_STRING))
             continue
-        if facet.extractive:
-            span = find_span(v, item_text, facet.normalize)
-            value = facet.normal(span) if span is not None else None
-            if value is None:
-                rejected.append(Rejection(facet.name, v, Reason.NOT_IN_TEXT))
-                continue
-        else:
-            value = facet.canonical(v)
-            if value is None:
-                rejected.append(Rejection(facet.name, v, Reason.NOT_IN_VOCABULARY))
-                continue
+        value = tag_value(facet, v, item_text)
+        if value is None:
+            reason = Reason.NOT_IN_TEXT if facet.extractive else Reason.NOT_IN_VOCABULARY
+            rejected.append(Rejection(facet.name, v, reason))
+            continue
         if value.casefold() in (k.casefold() for k in kept):
             duplicates += 1  # dropped, not an error
             continue

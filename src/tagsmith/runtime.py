@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tagsmith.adapters import AUTO, NONE, AdapterChoice, choose_adapter, read_manifest
-from tagsmith.config import Settings, load_settings
+from tagsmith.config import Settings, TaggingSettings, load_settings
 from tagsmith.engines import Engine, create_engine, resolve_engine_name
 from tagsmith.errors import InputError
 from tagsmith.examples import ExampleIndex, load_examples
@@ -54,7 +54,7 @@ class RunSpec:
     #: where option scoring answers short closed facets ("off", "closed", "all"), and how short
     option_scoring: str | None = None
     option_scoring_max: int | None = None
-    #: option-scored tags below this probability are withheld
+    #: tags below this confidence are withheld (None: the adapter's tuned threshold, if any)
     min_confidence: float | None = None
     #: each result carries the text span behind every tag (output only: not a tagging setting)
     evidence: bool = False
@@ -84,6 +84,13 @@ class RunPlan:
     template: PromptTemplate
     choice: AdapterChoice
     notes: list[str] = field(default_factory=list)
+    #: tags below this confidence are withheld: the settings' threshold, else the one tuned for
+    #: the adapter (its manifest's `min_confidence`), else 0
+    min_confidence: float = 0.0
+
+    def tagging(self, settings: TaggingSettings) -> TaggingSettings:
+        """`settings` with what the plan decided in place of what they left open."""
+        return settings.model_copy(update={"min_confidence": self.min_confidence})
 
 
 def choose_run_adapter(engine_name: str, model_spec: str | None, vocabularies: VocabularySet,
@@ -164,7 +171,21 @@ def plan_run(settings: Settings, vocabularies: VocabularySet, *, adapter: str | 
     if trained_k and not shows_examples:
         notes.append(f"warning: adapter {choice.name} was trained with {trained_k} worked examples per prompt; "
                      "pass --examples FILE (labelled items) to tag the way it was trained")
-    return RunPlan(name, run_model, run_adapter, prompt, choice, notes)
+    return RunPlan(name, run_model, run_adapter, prompt, choice, notes,
+                   run_threshold(settings.tagging.min_confidence, choice, notes))
+
+
+def run_threshold(asked: float | None, choice: AdapterChoice, notes: list[str]) -> float:
+    """The confidence threshold of a run: the one asked for, else the one tuned for its adapter
+    (`tagsmith train` stores the F1-best threshold of its validation run in the manifest)."""
+    if asked is not None:
+        return asked
+    tuned = (read_manifest(choice.path) or {}).get("min_confidence") if choice.path else None
+    if not tuned:
+        return 0.0
+    notes.append(f"note: withholding tags below confidence {tuned:g}, the threshold tuned for adapter "
+                 f"{choice.name} (--min-confidence 0 keeps every tag)")
+    return float(tuned)
 
 
 #: Engines built by `build_tagger` in this process, by (engine, model, options): re-running a
@@ -218,7 +239,7 @@ def build_tagger(spec: RunSpec, vocabularies: VocabularySet | None = None,
         options = settings.engine_options(plan.engine)
         engine = (create_engine(plan.engine, plan.model, **options) if plan.engine == "fake"
                   else shared_engine(plan.engine, plan.model, options))
-    tagger = Tagger(engine, vocabularies, plan.template, settings.tagging, adapter=plan.adapter,
+    tagger = Tagger(engine, vocabularies, plan.template, plan.tagging(settings.tagging), adapter=plan.adapter,
                     examples=example_index(settings, vocabularies), evidence=spec.evidence,
                     attributes=category_attributes(spec.vocab))
     return BuiltTagger(tagger, plan, settings)

@@ -13,13 +13,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tagsmith.confidence import DecodedAnswer, decoded_confidences, withhold
 from tagsmith.config import TaggingSettings
 from tagsmith.engines.base import Engine, GenerationRequest
+from tagsmith.errors import EngineError
 from tagsmith.evidence import tag_evidence
 from tagsmith.examples import ExampleIndex
 from tagsmith.items import FieldMap, Item, clean_text, item_from_record
 from tagsmith.option_scoring import OptionScorer, ScoringJob
-from tagsmith.parsing import Reason, Rejection, parse_answer
+from tagsmith.parsing import parse_answer
 from tagsmith.prompts import PromptTemplate
 from tagsmith.schema import AnswerSchema, max_answer_tokens
 from tagsmith.shortlist import Shortlister, large_facets
@@ -208,9 +210,16 @@ class Tagger:
             if p.result is None:
                 assert p.vocabulary is not None
                 p.result = TagResult(p.item.id, {}, vocabulary=p.vocabulary.name, warnings=p.warnings)
+        if self.settings.decoded_confidence and self.engine.can_score:
+            self._score_decoded([p for p in decode if p.result is not None and p.result.error is None], scorer)
         if scorer is not None:
             self._score_options(scorer, [p for p in pending if p.result is not None and p.result.error is None],
                                 scored_only={id(p) for p in pending if p not in decode})
+        threshold = self.settings.min_confidence or 0.0
+        for p in pending:
+            if p.result is not None and p.result.error is None and threshold > 0:
+                p.result.tags, withheld = withhold(p.result.tags, p.result.scores, threshold)
+                p.result.rejected.extend(withheld)
         per_item = (time.perf_counter() - start) / max(1, len(items))
         results = [p.result for p in prepared]
         if self.attributes is not None:
@@ -272,6 +281,32 @@ class Tagger:
                                      raw=" | ".join(answer.raw), warnings=p.warnings,
                                      scores={facet.name: {value or "": round(answer.confidence, 4)}})
 
+    def _score_decoded(self, prepared: list[_Prepared], scorer: OptionScorer | None) -> None:
+        """Each decoded tag's confidence (confidence.py), in one engine call for the batch (each
+        item alone if that fails, so one refused item only loses its own scores). Facets option
+        scoring answers get its scores instead."""
+        answers, skip = [], []
+        for p in prepared:
+            assert p.vocabulary is not None and p.request is not None
+            answers.append(DecodedAnswer(p.request.messages, p.vocabulary, p.answer, p.text, self.adapter))
+            skip.append({p.vocabulary.facets[i].name for i in scorer.facets(p.vocabulary)} if scorer else set())
+        try:
+            found: list[Any] = decoded_confidences(self.engine, answers, skip)
+        except (EngineError, ValueError, RuntimeError):
+            found = []
+            for answer, skipped in zip(answers, skip, strict=True):
+                try:
+                    found.extend(decoded_confidences(self.engine, [answer], [skipped]))
+                except (EngineError, ValueError, RuntimeError) as exc:
+                    found.append(exc)
+        for p, scores in zip(prepared, found, strict=True):
+            result = p.result
+            assert result is not None
+            if isinstance(scores, Exception):
+                result.warnings.append(f"confidence of decoded tags failed: {scores}")
+                continue
+            result.scores.update(scores)
+
     def _score_options(self, scorer: OptionScorer, prepared: list[_Prepared], scored_only: set[int]) -> None:
         """Answer each short facet by option scoring, facet by facet in vocabulary order (a
         facet's prefix holds the answers before it), one engine call per vocabulary and facet."""
@@ -297,13 +332,7 @@ class Tagger:
                             result.warnings.append(f"option scoring failed, decoded answer kept: {choice}")
                         continue
                     result.scores[facet.name] = choice.probabilities
-                    confidence = choice.probabilities.get(choice.value or "", 0.0)
-                    if choice.value is not None and confidence < self.settings.min_confidence:
-                        rejection = Rejection(facet.name, choice.value, Reason.LOW_CONFIDENCE,
-                                              f"{confidence:.3f} < {self.settings.min_confidence}")
-                        result.rejected.append({**rejection.to_dict(), "score": confidence})
-                        result.tags.pop(facet.name, None)
-                    elif choice.value is None:
+                    if choice.value is None:
                         result.tags.pop(facet.name, None)
                     else:
                         result.tags[facet.name] = [choice.value]
@@ -343,8 +372,6 @@ class Tagger:
 def _choose_each(scorer: OptionScorer, jobs: list[ScoringJob], position: int) -> list[Any]:
     """One engine call for all jobs; if it fails, each job alone, so that one item the engine
     refuses (too long for its context, say) gets its own error and the rest their answers."""
-    from tagsmith.errors import EngineError
-
     try:
         return list(scorer.choose(jobs, position))
     except (EngineError, ValueError, RuntimeError) as exc:

@@ -50,8 +50,8 @@ from tagsmith.cli.options import progress_option, run_options
 @click.option("--option-scoring-max", type=click.IntRange(1, 1000), default=None,
               help="The most values a facet may have to be option-scored [default: 20].")
 @click.option("--min-confidence", type=click.FloatRange(0, 1), default=None,
-              help="Withhold option-scored tags whose probability is below P (they go to 'rejected' with "
-                   "their score) [default: 0, keep all].")
+              help="Withhold tags whose confidence is below P (they go to 'rejected' with their score) "
+                   "[default: the threshold tuned for the adapter, if its manifest has one; 0 keeps all].")
 @click.option("--id-field", default=None, help="Input field with the item id [default: id, item_id, sku].")
 @click.option("--title-field", default=None,
               help="Input field with the title [default: title, input_title, name].")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -118,7 +119,15 @@ def train(data_path: Path, part: str, categories: tuple[str, ...], excluded: tup
                       settings, progress=progress)
     s = run.scores
     interval = [s.f1_interval.low, s.f1_interval.high] if s.f1_interval else None
-    write_manifest(Path(out_dir), {"validation": {"dataset": validation.name, "n_items": len(validation.items),
-                                                  "f1": s.f1, "f1_interval": interval,
-                                                  "precision": s.precision, "recall": s.recall}})
+    record: dict[str, Any] = {"validation": {"dataset": validation.name, "n_items": len(validation.items),
+                                             "f1": s.f1, "f1_interval": interval,
+                                             "precision": s.precision, "recall": s.recall}}
     say(f"validation ({len(validation.items)} items): F1 {100 * s.f1:.1f}")
+    c = run.confidence
+    if c is not None and c.best_threshold > 0 and c.best_f1 > s.f1:
+        # `--adapter auto` and an explicit --adapter apply it unless a run sets --min-confidence
+        record["min_confidence"] = c.best_threshold
+        record["validation"]["f1_at_min_confidence"] = c.best_f1
+        say(f"confidence threshold {c.best_threshold:g} (F1 {100 * c.best_f1:.1f} on these items) stored in "
+            "the manifest: runs with this adapter withhold tags below it")
+    write_manifest(Path(out_dir), record)

@@ -8,7 +8,9 @@ constraints and apply chat templates, so nothing backend-specific leaks upward.
 Engines that can read the model's token probabilities also implement `Engine.score`: the
 log-probability of each of several continuations of one answer prefix, which lets the
 tagger rank every option of a short closed facet instead of trusting greedy decoding
-(see option_scoring.py). `can_score` says whether an engine does.
+(see option_scoring.py). `can_score` says whether an engine does; such an engine also
+implements `Engine.answer_logprobs`: the log-probability of every token of a whole written
+answer in one pass, which gives each decoded tag its confidence (confidence.py).
 """
 
 from __future__ import annotations
@@ -66,6 +68,39 @@ class ContinuationScore:
     constrained: float = 0.0
 
 
+@dataclass(frozen=True)
+class AnswerRequest:
+    """A whole answer to read the model's token probabilities of: after the chat's generation
+    prompt, the model writes `text`."""
+
+    messages: tuple[dict[str, str], ...]
+    text: str
+    adapter: str | None = None
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One token of an answer: the characters of `AnswerRequest.text` it covers (`start` 0 for
+    a token that also spans the end of the prompt) and its log-probability there."""
+
+    start: int
+    end: int
+    logprob: float
+
+
+def answer_tokens(tokenizer: Any, request: AnswerRequest) -> tuple[list[int], list[tuple[int, int]], int]:
+    """The prompt and answer tokenized together (a Hugging Face fast tokenizer and its chat
+    template), each token's character span within the answer, and the index of the first token
+    that covers part of the answer."""
+    chat = tokenizer.apply_chat_template(list(request.messages), tokenize=False, add_generation_prompt=True)
+    encoded = tokenizer(chat + request.text, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = list(encoded["input_ids"]), [(int(a), int(b)) for a, b in encoded["offset_mapping"]]
+    first = next((i for i, (_, end) in enumerate(offsets) if end > len(chat)), len(ids))
+    first = max(first, 1)  # the first token has no prediction
+    spans = [(max(0, a - len(chat)), b - len(chat)) for a, b in offsets]
+    return ids, spans, first
+
+
 def constrained_logprobs(tails: Sequence[Sequence[int]], step_logprob: Callable[[int, int, int], float],
                          ) -> list[float]:
     """Per tail, sum over its steps of log p(token) - log(sum of p over the tokens any tail
@@ -89,10 +124,17 @@ def constrained_logprobs(tails: Sequence[Sequence[int]], step_logprob: Callable[
 
 def continuation_tokens(tokenizer: Any, request: ScoreRequest) -> tuple[list[list[int]], int]:
     """Each continuation tokenized together with the chat prompt and prefix (a Hugging Face
-    tokenizer's chat template), and how many leading tokens all of them share."""
+    tokenizer's chat template), and how many leading tokens are context: shared by all of
+    them and no further than the prompt and prefix reach, so every token of a continuation
+    is scored (a single continuation too) and a token spanning the boundary counts as its."""
     chat = tokenizer.apply_chat_template(list(request.messages), tokenize=False, add_generation_prompt=True)
     seqs = [tokenizer.encode(chat + request.prefix + c, add_special_tokens=False) for c in request.continuations]
-    return seqs, common_prefix_length(seqs)
+    context = tokenizer.encode(chat + request.prefix, add_special_tokens=False)
+    if not seqs:
+        return seqs, 0
+    reach = next((i for i, (a, b) in enumerate(zip(context, seqs[0], strict=False)) if a != b),
+                 min(len(context), len(seqs[0])))
+    return seqs, min(common_prefix_length(seqs), reach)
 
 
 def common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
@@ -130,6 +172,11 @@ class Engine(ABC):
         tokenized together with the prompt and prefix, so a token spanning the boundary is
         scored as the model would have produced it."""
         raise NotImplementedError(f"the {self.name} engine cannot score continuations")
+
+    def answer_logprobs(self, requests: Sequence[AnswerRequest]) -> list[list[TokenLogprob]]:
+        """For each request, the log-probability of each token of its answer text given the
+        prompt and the answer before it (the model's own, no grammar mask), in order."""
+        raise NotImplementedError(f"the {self.name} engine cannot read token probabilities")
 
     def close(self) -> None:  # noqa: B027 - optional hook, most engines have nothing to free
         """Release the model; the engine is unusable afterwards."""

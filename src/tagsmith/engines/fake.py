@@ -4,8 +4,9 @@ For tests of everything around the model (CLI, resume, reports, Ray workers) and
 a pipeline end to end in a second: `--engine fake` (answer set by `[engine.fake] answer`, or
 `"mentions"` for a keyword tagger; `delay` makes each request take that long).
 Tests may pass `answer` as a callable of the request instead, and `scores` (a callable of
-a `ScoreRequest` returning one log-probability per continuation) to make it score options.
-Every request it saw is kept in `requests` (score requests in `score_requests`).
+a `ScoreRequest` returning one log-probability per continuation) to make it score options,
+and `logprobs` (a callable of an `AnswerRequest` returning its tokens) to make it read answers.
+Every request it saw is kept in `requests` (the others in `score_requests`, `answer_requests`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import json
 import time
 from collections.abc import Callable, Sequence
 
-from tagsmith.engines.base import ContinuationScore, Engine, Generation, GenerationRequest, ScoreRequest
+from tagsmith.engines.base import (AnswerRequest, ContinuationScore, Engine, Generation, GenerationRequest,
+                                   ScoreRequest, TokenLogprob)
 from tagsmith.text import words
 
 MENTIONS = "mentions"
@@ -41,6 +43,7 @@ class FakeEngine(Engine):
 
     def __init__(self, model: str | None = None, *, answer: str | Callable[[GenerationRequest], str] = "{}",
                  batch_size: int = 8, scores: Callable[[ScoreRequest], list[float]] | None = None,
+                 logprobs: Callable[[AnswerRequest], list[TokenLogprob]] | None = None,
                  delay: float = 0.0) -> None:
         self.model_id = model or "fake"
         self.batch_size = batch_size
@@ -48,6 +51,8 @@ class FakeEngine(Engine):
         self._answer = (answer if callable(answer) else mentions if answer == MENTIONS
                         else (lambda _request: answer))
         self._scores = scores
+        self._logprobs = logprobs
+        self.answer_requests: list[AnswerRequest] = []
         self.can_score = scores is not None  # type: ignore[misc]
         self.requests: list[GenerationRequest] = []
         self.score_requests: list[ScoreRequest] = []
@@ -63,3 +68,9 @@ class FakeEngine(Engine):
             return super().score(requests)
         self.score_requests.extend(requests)
         return [[ContinuationScore(lp, 1, lp) for lp in self._scores(r)] for r in requests]
+
+    def answer_logprobs(self, requests: Sequence[AnswerRequest]) -> list[list[TokenLogprob]]:
+        if self._logprobs is None:
+            return super().answer_logprobs(requests)
+        self.answer_requests.extend(requests)
+        return [self._logprobs(r) for r in requests]

@@ -18,8 +18,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from tagsmith.device import pick_dtype
-from tagsmith.engines.base import (ContinuationScore, Engine, Generation, GenerationRequest, ScoreRequest,
-                                   constrained_logprobs, continuation_tokens)
+from tagsmith.engines.base import (AnswerRequest, ContinuationScore, Engine, Generation, GenerationRequest,
+                                   ScoreRequest, TokenLogprob, answer_tokens, constrained_logprobs,
+                                   continuation_tokens)
 from tagsmith.errors import EngineError, ModelNotFoundError
 from tagsmith.model_store import resolve_model
 from tagsmith.schema import AnswerSchema
@@ -193,6 +194,20 @@ class TransformersEngine(Engine):
         for r in requests:
             with self._adapter(r.adapter):
                 out.append(self._score_one(r))
+        return out
+
+    def answer_logprobs(self, requests: Sequence[AnswerRequest]) -> list[list[TokenLogprob]]:
+        """One forward pass over prompt and answer per request."""
+        torch = self._torch
+        out = []
+        device = next(self._hf_model.parameters()).device
+        for r in requests:
+            ids, spans, first = answer_tokens(self._tokenizer, r)
+            with self._adapter(r.adapter), torch.inference_mode():
+                model = self._peft if self._peft is not None else self._hf_model
+                logits = model(input_ids=torch.tensor([ids], device=device)).logits[0, first - 1:-1].float()
+                chosen = torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(ids[first:], device=device)[:, None])
+            out.append([TokenLogprob(*spans[first + j], float(lp)) for j, lp in enumerate(chosen[:, 0].tolist())])
         return out
 
     def _score_one(self, r: ScoreRequest) -> list[ContinuationScore]:

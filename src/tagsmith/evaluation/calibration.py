@@ -1,8 +1,8 @@
 """How far a run's confidences can be trusted: calibration, separation, and the threshold.
 
-A tag's confidence is the probability option scoring gave it (`TagResult.scores`); greedily
-decoded facets have none and are left out here. For every scored slot where a value was
-given:
+A tag's confidence is the probability option scoring gave it, or for a decoded tag the
+probability of its tokens (`TagResult.scores`, confidence.py); tags without one (an engine
+that cannot score) are left out here. For every scored slot where a value was given:
 
 - **reliability**: in bins of confidence, the share of values that were right, and the
   expected calibration error (ECE: bin-size-weighted gap between confidence and accuracy);
@@ -42,14 +42,16 @@ class Confidence:
 
 def scored_points(slots: Sequence[SlotScore], predictions: Mapping[str, Mapping[str, Any]]
                   ) -> list[tuple[SlotScore, float]]:
-    """(slot, confidence of its value) for slots whose value came from option scoring."""
+    """(slot, confidence of its values) for slots whose every value has a confidence; a slot
+    of several values counts as sure as its least sure one (the threshold curve withdraws it
+    whole, which for the few multi-valued slots is a slight simplification)."""
     out = []
     for s in slots:
         pred = predictions.get(s.item_id) or {}
         values = (pred.get("tags") or {}).get(s.facet) or []
         scores = (pred.get("scores") or {}).get(s.facet)
-        if values and scores and values[0] in scores:
-            out.append((s, float(scores[values[0]])))
+        if values and scores and all(v in scores for v in values):
+            out.append((s, min(float(scores[v]) for v in values)))
     return out
 
 

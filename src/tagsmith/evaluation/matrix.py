@@ -19,7 +19,7 @@ from tagsmith.engines import Engine, create_engine
 from tagsmith.errors import InputError
 from tagsmith.evaluation import report
 from tagsmith.gold import Dataset, canonical_gold, load_dataset, select_categories, split
-from tagsmith.evaluation.runner import RunConfig, RunResult, run
+from tagsmith.evaluation.runner import RunConfig, RunResult, run, with_threshold
 from tagsmith.prompts import PromptTemplate, load_template
 from tagsmith.examples import ExampleIndex
 from tagsmith.runtime import example_index, loaded_engine, plan_run
@@ -109,10 +109,13 @@ class LlmRun:
     adapter: str | None
     prompt: PromptTemplate
     examples: ExampleIndex | None = None
+    #: tags below this confidence are withheld (the plan's: the adapter's tuned threshold or the
+    #: settings'); the run is then scored with it and, paired, without it
+    min_confidence: float = 0.0
 
     @property
-    def key(self) -> tuple[str | None, str, int]:
-        return self.adapter, self.prompt.name, self.examples.k if self.examples else 0
+    def key(self) -> tuple[str | None, str, int, float]:
+        return self.adapter, self.prompt.name, self.examples.k if self.examples else 0, self.min_confidence
 
 
 def llm_runs(engine_name: str, model_spec: str | None, runs: Sequence[LlmRun], dataset: Dataset,
@@ -129,8 +132,11 @@ def llm_runs(engine_name: str, model_spec: str | None, runs: Sequence[LlmRun], d
     results = []
     for r in runs:
         adapter, prompt, examples = r.adapter, r.prompt, r.examples
-        tagging = settings.tagging.model_copy(update={"examples": None} if examples is None else
-                                              {"examples": settings.tagging.examples, "examples_k": examples.k})
+        # generated without a threshold (it is applied to the stored answers below), so that a
+        # threshold never changes what is cached and one generation gives both figures
+        tagging = settings.tagging.model_copy(update={"min_confidence": 0.0, **(
+            {"examples": None} if examples is None else
+            {"examples": settings.tagging.examples, "examples_k": examples.k})})
         cfg = RunConfig(
             name=(f"{model_label(model_spec)}{'+' + Path(adapter).name if adapter else ''}"
                   f"|{prompt.name}{f'+{examples.k}ex' if examples else ''}|{engine_name}"),
@@ -150,8 +156,11 @@ def llm_runs(engine_name: str, model_spec: str | None, runs: Sequence[LlmRun], d
                             keep_prompts=True, evidence=True)
             return [r.to_dict() for r in tagger.tag_batch([g.item for g in batch])]
 
-        results.append(run(cfg, dataset, predict, cache_dir=cache_dir, vocabularies=vocabularies,
-                           batch_size=settings.engine.batch_size or 32, progress=progress))
+        result = run(cfg, dataset, predict, cache_dir=cache_dir, vocabularies=vocabularies,
+                     batch_size=settings.engine.batch_size or 32, progress=progress)
+        if r.min_confidence > 0:
+            results.append(with_threshold(result, dataset, vocabularies, r.min_confidence))
+        results.append(result)
     if engine is not None and not borrowed:
         engine.close()
     return results
@@ -238,7 +247,7 @@ def evaluate(plan: EvalPlan) -> Report:
                         notes.extend(n for n in p.notes if n not in notes)
                         runs = groups.setdefault((p.engine, p.model), {})
                         for prompt in prompts or [p.template]:
-                            r = LlmRun(p.adapter, prompt, index)
+                            r = LlmRun(p.adapter, prompt, index, p.min_confidence)
                             runs.setdefault(r.key, r)
         for (engine_name, model_spec), runs in groups.items():
             results.extend(llm_runs(engine_name, model_spec, list(runs.values()), dataset, vocabularies,

@@ -18,6 +18,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from tagsmith.confidence import withhold
 from tagsmith.gold import Dataset, GoldItem, canonical_gold
 from tagsmith.parsing import Reason
 from tagsmith.evaluation.calibration import Confidence, confidence_report
@@ -88,6 +89,25 @@ def _rates(predictions: Sequence[dict[str, Any]]) -> dict[str, float]:
             "unparseable_rate": unparseable / max(1, len(predictions))}
 
 
+def with_threshold(result: RunResult, dataset: Dataset, vocabularies: VocabularySet | None,
+                   threshold: float, bootstrap: int = 1000) -> RunResult:
+    """The same run with tags below `threshold` withheld, as the tagger withholds them: one
+    generation scores a configuration with and without its confidence threshold."""
+    predictions = {}
+    for item_id, p in result.predictions.items():
+        tags, withheld = withhold(p.get("tags") or {}, p.get("scores") or {}, threshold)
+        predictions[item_id] = {**p, "tags": tags, "rejected": [*(p.get("rejected") or []), *withheld]}
+    config = RunConfig(f"{result.config.name} @{threshold:g}", result.config.kind,
+                       {**result.config.settings, "min_confidence": threshold})
+    thresholded = scored_run(config, dataset, predictions, vocabularies, cached_items=result.cached_items,
+                             bootstrap=bootstrap)
+    # a threshold changes which tags are kept, not how the model was judged: the calibration
+    # figures stay those of every confident tag
+    thresholded.confidence = result.confidence
+    thresholded.seconds_per_item, thresholded.items_per_second = result.seconds_per_item, result.items_per_second
+    return thresholded
+
+
 def run(config: RunConfig, dataset: Dataset, predictor: Predictor, *, cache_dir: Path | None,
         vocabularies: VocabularySet | None = None, batch_size: int = 8, progress: bool = True,
         bootstrap: int = 1000) -> RunResult:
@@ -120,6 +140,13 @@ def run(config: RunConfig, dataset: Dataset, predictor: Predictor, *, cache_dir:
         if store:
             store.close()
     predictions = {g.item.id: cached[keys[g.item.id]] for g in dataset.items}
+    return scored_run(config, dataset, predictions, vocabularies, cached_items=len(dataset.items) - len(todo),
+                      bootstrap=bootstrap)
+
+
+def scored_run(config: RunConfig, dataset: Dataset, predictions: dict[str, dict[str, Any]],
+               vocabularies: VocabularySet | None, *, cached_items: int = 0, bootstrap: int = 1000) -> RunResult:
+    """Score one run's predictions (by item id) against the dataset's gold."""
     slots = []
     golds = {}
     for g in dataset.items:
@@ -135,7 +162,7 @@ def run(config: RunConfig, dataset: Dataset, predictor: Predictor, *, cache_dir:
         scores=aggregate(slots, dataset.ids, bootstrap=bootstrap),
         slots=slots, predictions=predictions, rates=_rates(list(predictions.values())),
         seconds_per_item=per_item, items_per_second=(1 / per_item) if per_item else float("inf"),
-        cached_items=len(dataset.items) - len(todo),
+        cached_items=cached_items,
         confidence=confidence_report(slots, predictions),
         hierarchy=run_hierarchy_scores(vocabularies, golds, predictions),
     )

@@ -1,0 +1,119 @@
+"""Confidence of decoded tags: how probable the model found each value it wrote.
+
+Option scoring gives the facets it ranks a confidence (the softmax over their options); a
+facet answered by decoding (extractive spans, long or multi-valued lists) has no such list to
+rank. Here the whole answer is read back through the model once (`Engine.answer_logprobs`,
+one forward pass over prompt and answer) and each value's confidence is the probability of
+its tokens, from its opening quote to the delimiter after it (the model's decision to stop
+the value there), given the prompt and the answer before it. A facet left empty gets the
+probability of its `[]`, the decision to leave it empty. The answer is read in its compact
+JSON form, facets in vocabulary order, the form option scoring continues too.
+
+The probability is the model's own, before any grammar mask: the mask only renormalizes over
+the tokens it allows, which for a span copied from the text is nearly every token, so the raw
+probability is the number that means the same for closed and extractive facets, and the one
+every engine that can read probabilities gives alike (vLLM applies the structured-output
+mask to the logits before its sampler, so even its "raw" generation log-probabilities are
+masked ones: they are not used).
+
+A value the model wrote stands for a tag through the vocabulary (aliases, spelling, the
+normalized span): its confidence is filed under that tag, as `TagResult.scores` has it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tagsmith.engines.base import AnswerRequest, Engine, TokenLogprob
+from tagsmith.option_scoring import NO_VALUE
+from tagsmith.parsing import Reason, Rejection, tag_value
+from tagsmith.vocabulary import Vocabulary
+
+
+@dataclass(frozen=True)
+class DecodedAnswer:
+    """One generated answer to score: the prompt it answered and what it wrote per facet."""
+
+    messages: tuple[dict[str, str], ...]
+    vocabulary: Vocabulary
+    #: the generated JSON's facets with their written values, as the model wrote them
+    answer: dict[str, list[str]]
+    #: the item's text (extractive values are mapped to the span they copy)
+    text: str
+    adapter: str | None = None
+
+
+def compact_answer(vocab: Vocabulary, answer: Mapping[str, Sequence[Any]]
+                   ) -> tuple[str, list[tuple[str, str | None, int, int]]]:
+    """The answer as compact JSON (every facet, vocabulary order) and, per written value (None
+    for an empty facet), its facet and character span: a value from its opening quote to the
+    delimiter after it, an empty facet its `[]`."""
+    text, spans = "{", []
+    for position, facet in enumerate(vocab.facets):
+        text += json.dumps(facet.name, ensure_ascii=False) + ":"
+        values = [v for v in answer.get(facet.name, []) if isinstance(v, str)]
+        if not values:
+            spans.append((facet.name, None, len(text), len(text) + 2))
+            text += "[]"
+        else:
+            text += "["
+            for k, value in enumerate(values):
+                written = json.dumps(value, ensure_ascii=False) + ("," if k < len(values) - 1 else "]")
+                spans.append((facet.name, value, len(text), len(text) + len(written)))
+                text += written
+        text += "," if position < len(vocab.facets) - 1 else "}"
+    return text, spans
+
+
+def span_logprob(tokens: Sequence[TokenLogprob], start: int, end: int) -> float:
+    """Sum of the log-probabilities of the tokens that cover any of characters [start, end)."""
+    return sum(t.logprob for t in tokens if t.end > start and t.start < end)
+
+
+def decoded_confidences(engine: Engine, answers: Sequence[DecodedAnswer],
+                        skip: Sequence[set[str]] | None = None) -> list[dict[str, dict[str, float]]]:
+    """Per answer, {facet: {tag: probability}} for its decoded facets (`""`: left empty), in
+    one engine call. `skip[i]` names facets of answer i scored otherwise (option scoring).
+    A value the vocabulary does not take (rejected by parsing) gets no score; a tag written
+    twice keeps its first score."""
+    rendered = [compact_answer(a.vocabulary, a.answer) for a in answers]
+    read = engine.answer_logprobs([AnswerRequest(a.messages, text, a.adapter)
+                                   for a, (text, _) in zip(answers, rendered, strict=True)]) if answers else []
+    out: list[dict[str, dict[str, float]]] = []
+    for i, (a, (_, spans), tokens) in enumerate(zip(answers, rendered, read, strict=True)):
+        skipped = skip[i] if skip else set()
+        found: dict[str, dict[str, float]] = {}
+        for facet_name, written, start, end in spans:
+            facet = a.vocabulary.facet(facet_name)
+            if facet_name in skipped or facet is None:
+                continue
+            tag = NO_VALUE if written is None else tag_value(facet, written, a.text)
+            if tag is not None:
+                found.setdefault(facet_name, {}).setdefault(tag, round(math.exp(span_logprob(tokens, start, end)), 4))
+        out.append(found)
+    return out
+
+
+def withhold(tags: Mapping[str, Sequence[str]], scores: Mapping[str, Mapping[str, float]], threshold: float,
+             ) -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
+    """The tags whose confidence reaches `threshold` (a tag without a score is kept) and a
+    `low_confidence` rejection, score included, for each one withheld. The tagger applies it
+    to every answer; `tagsmith eval` applies it to stored answers, so one generation gives the
+    figures with and without a threshold."""
+    if threshold <= 0:
+        return {f: list(v) for f, v in tags.items()}, []
+    kept: dict[str, list[str]] = {}
+    withheld: list[dict[str, Any]] = []
+    for facet, values in tags.items():
+        for value in values:
+            confidence = (scores.get(facet) or {}).get(value)
+            if confidence is not None and confidence < threshold:
+                rejection = Rejection(facet, value, Reason.LOW_CONFIDENCE, f"{confidence:.3f} < {threshold}")
+                withheld.append({**rejection.to_dict(), "score": confidence})
+            else:
+                kept.setdefault(facet, []).append(value)
+    return kept, withheld
