@@ -193,3 +193,19 @@ def test_a_run_applies_the_threshold_tuned_for_its_adapter_unless_it_sets_one(sh
     asked = load_settings(None, {"tagging": {"min_confidence": 0.0}})
     assert plan_run(asked, small, engine="transformers").min_confidence == 0.0  # asked for: wins
     assert plan_run(load_settings(), small, adapter="none", engine="transformers").min_confidence == 0.0
+    unread = load_settings(None, {"tagging": {"decoded_confidence": False}})
+    assert plan_run(unread, small, engine="transformers").min_confidence == 0.0  # no confidences to cut by
+
+
+def test_a_tuned_threshold_stays_with_the_vocabularies_it_was_tuned_on(shipped):
+    from tagsmith.config import load_settings
+    from tagsmith.runtime import plan_run
+
+    small = VocabularySet([parse_vocabulary(SMALL_VOCAB)])
+    folder = fake_adapter(shipped / "kitchen", MODEL, small)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "min_confidence": 0.35}))
+    other = VocabularySet([parse_vocabulary({"name": "shoes/heel", "facets": [{"name": "Heel", "values": ["Flat"]}]})])
+    plan = plan_run(load_settings(), other, engine="transformers")
+    assert plan.choice.path == str(folder)  # the adapter carries over to the new vocabulary ...
+    assert plan.min_confidence == 0.0  # ... its threshold does not

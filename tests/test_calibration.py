@@ -32,3 +32,21 @@ def test_no_scores_no_report_and_ties_give_half():
     rows = [case("a", ["x"], "x", 0.5), case("b", ["x"], "y", 0.5)]
     c = confidence_report([s for s, _ in rows], {s.item_id: p for s, p in rows})
     assert c.auroc == 0.5
+
+
+def test_the_cross_fitted_threshold_is_chosen_on_the_other_half():
+    from tagsmith.evaluation.calibration import fold_of
+
+    # many items: right ones sure, wrong ones unsure, in both halves
+    rows = [case(f"i{n}", ["x"], "x" if n % 3 else "y", 0.9 if n % 3 else 0.2) for n in range(40)]
+    slots = [s for s, _ in rows]
+    c = confidence_report(slots, {s.item_id: p for s, p in rows})
+    assert {fold_of(s.item_id) for s in slots} == {0, 1}
+    x = c.crossfit
+    assert x is not None and len(x.thresholds) == 2 and all(0.2 < t <= 0.9 for t in x.thresholds)
+    assert x.f1 == pytest.approx(c.best_f1) and x.delta > 0 and x.interval[0] > 0
+    # where confidence says nothing, the other half's threshold gains nothing
+    noise = [case(f"i{n}", ["x"], "x" if n % 2 else "y", 0.5 + 0.01 * (n % 7)) for n in range(40)]
+    c = confidence_report([s for s, _ in noise], {s.item_id: p for s, p in noise})
+    assert c.crossfit is not None and c.crossfit.interval[0] <= 0
+    assert confidence_report(slots[:1], {slots[0].item_id: rows[0][1]}).crossfit is None  # one item: no folds

@@ -62,3 +62,15 @@ def test_failed_conversion_leaves_nothing_behind(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         prepare_gguf(gguf, root=tmp_path)
     assert [p.name for p in (tmp_path / "models").iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_an_adapters_digest_follows_its_weights_not_its_manifest(tmp_path):
+    from tagsmith.model_store import folder_digest
+
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"weights")
+    (tmp_path / "manifest.json").write_text("{}")
+    before = folder_digest(tmp_path)
+    (tmp_path / "manifest.json").write_text('{"min_confidence": 0.4}')  # metadata: caches stay valid
+    assert folder_digest(tmp_path) == before
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"retrained")
+    assert folder_digest(tmp_path) != before

@@ -130,12 +130,17 @@ def _gguf_id(gguf: Path) -> str:
     return EMBEDDED_ID if gguf.name == EMBEDDED_GGUF else gguf.name
 
 
+#: files of an adapter folder that describe it without changing what it computes
+METADATA_FILES = ("manifest.json",)
+
+
 def folder_digest(folder: str | Path) -> str:
     """Content hash of a folder (an adapter): retraining into the same path must not reuse what
-    was cached for the old weights (eval generations, merged models)."""
+    was cached for the old weights (eval generations, merged models). Its manifest is left out:
+    recording a tuned threshold or a validation score changes no output."""
     h = hashlib.sha256()
     for f in sorted(Path(folder).rglob("*")):
-        if f.is_file():
+        if f.is_file() and f.name not in METADATA_FILES:
             h.update(f.name.encode())
             h.update(f.read_bytes())
     return h.hexdigest()[:16]

@@ -19,7 +19,7 @@ from typing import Any
 
 from tagsmith.adapters import AUTO, NONE, AdapterChoice, choose_adapter, read_manifest
 from tagsmith.config import Settings, TaggingSettings, load_settings
-from tagsmith.engines import Engine, create_engine, resolve_engine_name
+from tagsmith.engines import Engine, can_score, create_engine, resolve_engine_name
 from tagsmith.errors import InputError
 from tagsmith.examples import ExampleIndex, load_examples
 from tagsmith.items import Item
@@ -171,17 +171,28 @@ def plan_run(settings: Settings, vocabularies: VocabularySet, *, adapter: str | 
     if trained_k and not shows_examples:
         notes.append(f"warning: adapter {choice.name} was trained with {trained_k} worked examples per prompt; "
                      "pass --examples FILE (labelled items) to tag the way it was trained")
+    # a tuned threshold was chosen on decoded tags' confidences: without them it withholds nothing
+    reads = settings.tagging.decoded_confidence and can_score(name)
     return RunPlan(name, run_model, run_adapter, prompt, choice, notes,
-                   run_threshold(settings.tagging.min_confidence, choice, notes))
+                   run_threshold(settings.tagging.min_confidence, choice if reads else AdapterChoice(None),
+                                 model_spec, vocabularies, notes))
 
 
-def run_threshold(asked: float | None, choice: AdapterChoice, notes: list[str]) -> float:
+def run_threshold(asked: float | None, choice: AdapterChoice, model_spec: str | None,
+                  vocabularies: VocabularySet, notes: list[str]) -> float:
     """The confidence threshold of a run: the one asked for, else the one tuned for its adapter
-    (`tagsmith train` stores the F1-best threshold of its validation run in the manifest)."""
+    (`tagsmith train` stores the F1-best threshold of its validation run in the manifest) where
+    the run's vocabularies are those it was tuned on (or their categories): on other
+    vocabularies the confidences mean other things (an option list's softmax, say)."""
     if asked is not None:
         return asked
-    tuned = (read_manifest(choice.path) or {}).get("min_confidence") if choice.path else None
-    if not tuned:
+    from tagsmith.adapters import same_categories, trained_for
+    from tagsmith.model_store import model_id
+
+    manifest = (read_manifest(choice.path) or {}) if choice.path else {}
+    tuned = manifest.get("min_confidence")
+    if not tuned or not (trained_for(manifest, model_id(model_spec), vocabularies)
+                         or same_categories(manifest, vocabularies)):
         return 0.0
     notes.append(f"note: withholding tags below confidence {tuned:g}, the threshold tuned for adapter "
                  f"{choice.name} (--min-confidence 0 keeps every tag)")
@@ -201,6 +212,14 @@ def _key(name: str, model: str | None, options: dict[str, Any]) -> str:
 def loaded_engine(name: str, model: str | None, options: dict[str, Any]) -> Engine | None:
     """The shared engine for (name, model, options) if this process has loaded it already."""
     return _SHARED.get(_key(name, model, options))
+
+
+def without_lora(engine: str, options: dict[str, Any], adapters: Sequence[str | None]) -> dict[str, Any]:
+    """vLLM options for runs that send no adapter per request (none, or one merged into the
+    weights): LoRA support off, which vLLM would otherwise reserve memory and compute for."""
+    if engine == "vllm" and not any(adapters):
+        return {**options, "enable_lora": False}
+    return options
 
 
 def shared_engine(name: str, model: str | None, options: dict[str, Any]) -> Engine:
@@ -236,7 +255,7 @@ def build_tagger(spec: RunSpec, vocabularies: VocabularySet | None = None,
     plan = plan_run(settings, vocabularies, adapter=spec.adapter, template=spec.template,
                     expected_items=spec.expected_items)
     if engine is None:
-        options = settings.engine_options(plan.engine)
+        options = without_lora(plan.engine, settings.engine_options(plan.engine), [plan.adapter])
         engine = (create_engine(plan.engine, plan.model, **options) if plan.engine == "fake"
                   else shared_engine(plan.engine, plan.model, options))
     tagger = Tagger(engine, vocabularies, plan.template, plan.tagging(settings.tagging), adapter=plan.adapter,

@@ -197,7 +197,9 @@ class TransformersEngine(Engine):
         return out
 
     def answer_logprobs(self, requests: Sequence[AnswerRequest]) -> list[list[TokenLogprob]]:
-        """One forward pass over prompt and answer per request."""
+        """One forward pass over prompt and answer per request, logits computed only where
+        answer tokens are predicted (the vocabulary projection of every prompt position would
+        cost more than the pass itself)."""
         torch = self._torch
         out = []
         device = next(self._hf_model.parameters()).device
@@ -205,7 +207,9 @@ class TransformersEngine(Engine):
             ids, spans, first = answer_tokens(self._tokenizer, r)
             with self._adapter(r.adapter), torch.inference_mode():
                 model = self._peft if self._peft is not None else self._hf_model
-                logits = model(input_ids=torch.tensor([ids], device=device)).logits[0, first - 1:-1].float()
+                keep = len(ids) - first + 1
+                logits = model(input_ids=torch.tensor([ids], device=device),
+                               logits_to_keep=keep).logits[0, -keep:-1].float()
                 chosen = torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(ids[first:], device=device)[:, None])
             out.append([TokenLogprob(*spans[first + j], float(lp)) for j, lp in enumerate(chosen[:, 0].tolist())])
         return out

