@@ -23,7 +23,8 @@ def serve(answer):
             seen.append(payload)
             content = answer(payload)
             status = content if isinstance(content, int) else 200 if content is not None else 500
-            body = json.dumps({"choices": [{"message": {"content": content}, "finish_reason": "stop"}],
+            body = json.dumps(content if isinstance(content, dict) else  # a whole reply the test wrote
+                              {"choices": [{"message": {"content": content}, "finish_reason": "stop"}],
                                "usage": {"prompt_tokens": 3, "completion_tokens": 2}} if status == 200 else
                               {"error": {"message": "too long for the context"}}).encode()
             self.send_response(status)
@@ -71,8 +72,13 @@ def test_concurrent_requests_each_get_their_own_answer(server_factory, small_voc
     items = [Item(str(i), f"{'red' if i % 2 else 'black'} knife {i}") for i in range(50)]
     results = tagger.tag_batch(items)
     assert [r.tags["Color"] for r in results] == [["Red"] if i % 2 else ["Black"] for i in range(50)]
-    assert len(seen) == 50
-    sent = seen[0]
+    generations = [p for p in seen if "response_format" in p]
+    assert len(generations) == 50
+    # this server has no prompt log-probabilities: asked once (by each request already in flight),
+    # then never again, and the tags simply have no scores
+    assert 51 <= len(seen) <= 50 + 16 and all(r.scores == {} for r in results)
+    assert "tags get no confidences" in results[0].warnings[-1]
+    sent = generations[0]
     assert sent["response_format"]["type"] == "json_schema" and sent["temperature"] == 0
     assert sent["structured_outputs"]["json"]["title"] == "test-kitchen"
 
@@ -120,3 +126,21 @@ def test_a_key_is_sent_only_where_it_was_given(monkeypatch):
     monkeypatch.setenv("TAGSMITH_OPENAI_KEY", "ts-key")
     assert key_for("http://127.0.0.1:8000/v1") == "ts-key"
     assert OpenAIEngine("embedded", base_url="http://127.0.0.1:9/v1", api_key="explicit").api_key == "explicit"
+
+
+def test_confidences_come_from_the_servers_prompt_logprobs(server_factory):
+    from tagsmith.engines.base import AnswerRequest
+
+    def reply(payload):  # vLLM's shape: None for the first token, then {id: {logprob, rank, decoded_token}}
+        assert payload["continue_final_message"] and payload["prompt_logprobs"] == 0
+        assert payload["messages"][-1] == {"role": "assistant", "content": '{"C":["Red"]}'}
+        tokens = [("<s>user\nhi<s>assistant\n", None), ('{"', -0.1), ('C":["', -0.2), ("Red", -0.5), ('"]}', -0.3)]
+        rows = [None if lp is None else {"7": {"logprob": lp, "rank": 1, "decoded_token": t}} for t, lp in tokens]
+        rows[3]["9"] = {"logprob": -0.01, "rank": 1, "decoded_token": "Blue"}  # the top token, not the prompt's
+        rows[3]["7"]["rank"] = 2
+        return {"choices": [{"message": {"content": "x"}}], "prompt_logprobs": rows}
+
+    url, _ = server_factory(reply)
+    (tokens,) = OpenAIEngine("embedded", base_url=url).answer_logprobs(
+        [AnswerRequest(({"role": "user", "content": "hi"},), '{"C":["Red"]}')])
+    assert [(t.start, t.end, t.logprob) for t in tokens] == [(0, 2, -0.1), (2, 7, -0.2), (7, 10, -0.5), (10, 13, -0.3)]

@@ -104,3 +104,34 @@ def test_bad_request_is_a_clear_error_and_server_survives(server, small_vocab, t
         bad.tag(Item("1", "red knife"))
     ok = Tagger(OpenAIEngine("embedded", base_url=server), small_vocab, template).tag(Item("2", "red knife"))
     assert ok.error is None
+
+
+def test_served_confidences_agree_with_the_transformers_engine(server):
+    """Decoded tags' confidences through the server (its prompt log-probabilities) and from the
+    transformers engine on the same weights and dtype: same tokens, same probabilities within
+    the noise of bf16 kernels (0.05 absolute per value), so a threshold means the same on both."""
+    import math
+
+    from tagsmith.confidence import compact_answer, span_logprob
+    from tagsmith.engines import create_engine
+    from tagsmith.engines.base import AnswerRequest
+    from tagsmith.serving import server_dtype
+    from tagsmith.vocabulary import parse_vocabulary
+
+    messages = ({"role": "user", "content": "Product title: ACME Women's V Neck Beaded Cocktail Dress, red\n"
+                                            "Brand: copy it\nColor: Red | Blue\nJSON answer:"},)
+    vocab = parse_vocabulary({"name": "d", "facets": [{"name": "Brand", "extractive": True},
+                                                      {"name": "Color", "values": ["Red", "Blue"]}]})
+    answers = [compact_answer(vocab, a) for a in ({"Brand": ["ACME"], "Color": ["Red"]}, {"Color": ["Blue"]})]
+    requests = [AnswerRequest(messages, text) for text, _ in answers]
+    served = OpenAIEngine("embedded", base_url=server).answer_logprobs(requests)
+    local = create_engine("transformers", None, dtype=server_dtype())
+    try:
+        expected = local.answer_logprobs(requests)
+    finally:
+        local.close()
+    for (_, spans), got, want in zip(answers, served, expected, strict=True):
+        assert [(t.start, t.end) for t in got] == [(t.start, t.end) for t in want]
+        for _, _, start, end in spans:
+            p, q = math.exp(span_logprob(got, start, end)), math.exp(span_logprob(want, start, end))
+            assert abs(p - q) < 0.05, (start, end, p, q)

@@ -19,7 +19,7 @@ from typing import Any
 
 from tagsmith.adapters import AUTO, NONE, AdapterChoice, choose_adapter, read_manifest
 from tagsmith.config import Settings, TaggingSettings, load_settings
-from tagsmith.engines import Engine, can_score, create_engine, resolve_engine_name
+from tagsmith.engines import Engine, create_engine, reads_answers, resolve_engine_name
 from tagsmith.errors import InputError
 from tagsmith.examples import ExampleIndex, load_examples
 from tagsmith.items import Item
@@ -172,7 +172,7 @@ def plan_run(settings: Settings, vocabularies: VocabularySet, *, adapter: str | 
         notes.append(f"warning: adapter {choice.name} was trained with {trained_k} worked examples per prompt; "
                      "pass --examples FILE (labelled items) to tag the way it was trained")
     # a tuned threshold was chosen on decoded tags' confidences: without them it withholds nothing
-    reads = settings.tagging.decoded_confidence and can_score(name)
+    reads = settings.tagging.decoded_confidence and reads_answers(name)
     return RunPlan(name, run_model, run_adapter, prompt, choice, notes,
                    run_threshold(settings.tagging.min_confidence, choice if reads else AdapterChoice(None),
                                  model_spec, vocabularies, notes))

@@ -210,7 +210,7 @@ class Tagger:
             if p.result is None:
                 assert p.vocabulary is not None
                 p.result = TagResult(p.item.id, {}, vocabulary=p.vocabulary.name, warnings=p.warnings)
-        if self.settings.decoded_confidence and self.engine.can_score:
+        if self.settings.decoded_confidence and self.engine.reads_answers:
             self._score_decoded([p for p in decode if p.result is not None and p.result.error is None], scorer)
         if scorer is not None:
             self._score_options(scorer, [p for p in pending if p.result is not None and p.result.error is None],

@@ -18,7 +18,7 @@ from tagsmith.engines.base import ContinuationScore, Engine, Generation, Generat
 from tagsmith.engines.options import OPTIONS
 from tagsmith.errors import ConfigError
 
-__all__ = ["ContinuationScore", "Engine", "Generation", "GenerationRequest", "ScoreRequest", "ENGINES", "can_score", "create_engine",
+__all__ = ["ContinuationScore", "Engine", "Generation", "GenerationRequest", "ScoreRequest", "ENGINES", "create_engine", "reads_answers",
            "resolve_engine_name"]
 
 #: name -> "module:class"; the class takes (model_path_or_id, *, batch_size=..., **its options).
@@ -61,11 +61,11 @@ def check_options(name: str, options: dict[str, Any]) -> None:
         raise ConfigError(f"{name} engine: {key}: {why}") from None
 
 
-def can_score(name: str) -> bool:
-    """Whether engine `name` reads token probabilities (option scoring, tag confidences),
-    known before any model loads (the backends import their heavy parts on construction)."""
+def reads_answers(name: str) -> bool:
+    """Whether engine `name` gives decoded tags confidences (`Engine.answer_logprobs`), known
+    before any model loads (the backends import their heavy parts on construction)."""
     module_name, attr = ENGINES[resolve_engine_name(name)].split(":")
-    return bool(getattr(importlib.import_module(module_name), attr).can_score)
+    return bool(getattr(importlib.import_module(module_name), attr).reads_answers)
 
 
 def create_engine(name: str, model: str | None, **options: Any) -> Engine:

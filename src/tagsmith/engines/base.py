@@ -8,9 +8,9 @@ constraints and apply chat templates, so nothing backend-specific leaks upward.
 Engines that can read the model's token probabilities also implement `Engine.score`: the
 log-probability of each of several continuations of one answer prefix, which lets the
 tagger rank every option of a short closed facet instead of trusting greedy decoding
-(see option_scoring.py). `can_score` says whether an engine does; such an engine also
-implements `Engine.answer_logprobs`: the log-probability of every token of a whole written
-answer in one pass, which gives each decoded tag its confidence (confidence.py).
+(see option_scoring.py). `can_score` says whether an engine does. `Engine.answer_logprobs`
+reads the log-probability of every token of a whole written answer in one pass, which gives
+each decoded tag its confidence (confidence.py); `reads_answers` says whether it does.
 """
 
 from __future__ import annotations
@@ -172,6 +172,9 @@ class Engine(ABC):
         tokenized together with the prompt and prefix, so a token spanning the boundary is
         scored as the model would have produced it."""
         raise NotImplementedError(f"the {self.name} engine cannot score continuations")
+
+    #: whether `answer_logprobs` is implemented (decoded tags' confidences)
+    reads_answers: ClassVar[bool] = False
 
     def answer_logprobs(self, requests: Sequence[AnswerRequest]) -> list[list[TokenLogprob]]:
         """For each request, the log-probability of each token of its answer text given the

@@ -52,6 +52,7 @@ class FakeEngine(Engine):
                         else (lambda _request: answer))
         self._scores = scores
         self._logprobs = logprobs
+        self.reads_answers = logprobs is not None  # type: ignore[misc]
         self.answer_requests: list[AnswerRequest] = []
         self.can_score = scores is not None  # type: ignore[misc]
         self.requests: list[GenerationRequest] = []

@@ -5,7 +5,9 @@ field). Servers that do not enforce it (older vLLM releases silently return free
 are caught: every complete answer is validated against the schema, and a violation
 raises an EngineError that says the server ignores structured outputs, instead of
 letting unconstrained tags through. Requests of a batch go out concurrently; a LoRA
-adapter is addressed by the name the server registered it under.
+adapter is addressed by the name the server registered it under. Decoded tags' confidences
+come from a vLLM server's prompt log-probabilities (`answer_logprobs`); a server without that
+extension leaves tags without them (the tagger says so per item).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from tagsmith.engines.base import Engine, Generation, GenerationRequest
+from tagsmith.engines.base import AnswerRequest, Engine, Generation, GenerationRequest, TokenLogprob
 from tagsmith.errors import EngineError
 from tagsmith.schema import AnswerSchema
 
@@ -44,6 +46,7 @@ def key_for(base_url: str) -> str | None:
 
 class OpenAIEngine(Engine):
     name = "openai"
+    reads_answers = True
 
     def __init__(self, model: str | None = None, *, base_url: str | None = None, api_key: str | None = None,
                  batch_size: int = 32, concurrency: int = 16, timeout: float = 300.0,
@@ -57,6 +60,8 @@ class OpenAIEngine(Engine):
         self.check_schema = check_schema
         self.retries = retries
         self._validators: dict[str, Any] = {}
+        #: why the server cannot give prompt log-probabilities, once it has said so (not asked again)
+        self._unreadable: str | None = None
 
     def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
         """POST with bounded retries (exponential backoff) for errors a retry can fix:
@@ -127,6 +132,47 @@ class OpenAIEngine(Engine):
                 f"the server at {self.base_url} returned an answer that breaks the JSON schema it was "
                 f"sent ({text[:80]!r}...): it ignores structured outputs (older vLLM servers do). "
                 "Upgrade the server; tagsmith will not return unconstrained tags.", raw=text)
+
+    def _read(self, r: AnswerRequest) -> list[TokenLogprob]:
+        """vLLM's chat endpoint, the answer sent as the assistant's message to continue, asked
+        for the prompt's log-probabilities (vLLM's `prompt_logprobs`; the model's own, no mask);
+        each token's characters found by laying its decoded text end to end."""
+        if self._unreadable:
+            raise EngineError(self._unreadable)
+        payload: dict[str, Any] = {
+            "model": r.adapter or self.model_id, "temperature": 0, "max_tokens": 1,
+            "messages": [*r.messages, {"role": "assistant", "content": r.text}],
+            "continue_final_message": True, "add_generation_prompt": False, "prompt_logprobs": 0}
+        data = self._post(payload)
+        rows = data.get("prompt_logprobs")
+        if not isinstance(rows, list):
+            self._unreadable = (f"server at {self.base_url} sent no prompt log-probabilities (`prompt_logprobs` "
+                                "is a vLLM extension): tags get no confidences")
+            raise EngineError(self._unreadable)
+        pieces = []
+        for row in rows:
+            if not row:  # the first token, which nothing predicts
+                pieces.append(("", None))
+                continue
+            # prompt_logprobs=0: the prompt's own token only (with a higher-ranked one where it is not the top)
+            entry = max(row.values(), key=lambda e: e.get("rank") or 0)
+            pieces.append((entry.get("decoded_token") or "", float(entry["logprob"])))
+        prompt = "".join(text for text, _ in pieces)
+        start = prompt.rfind(r.text)
+        if start < 0:
+            raise EngineError(f"server at {self.base_url}: the answer is not at the end of the prompt it scored")
+        out, at = [], 0
+        for text, logprob in pieces:
+            begin, at = at, at + len(text)
+            if at > start and logprob is not None:
+                out.append(TokenLogprob(max(0, begin - start), at - start, logprob))
+        return out
+
+    def answer_logprobs(self, requests: Sequence[AnswerRequest]) -> list[list[TokenLogprob]]:
+        if len(requests) <= 1:
+            return [self._read(r) for r in requests]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
+            return list(pool.map(self._read, requests))
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
         if len(requests) <= 1:

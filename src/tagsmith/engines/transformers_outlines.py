@@ -39,6 +39,7 @@ BACKENDS = ("outlines_core", "llguidance", "xgrammar")
 class TransformersEngine(Engine):
     name = "transformers"
     can_score = True
+    reads_answers = True
 
     def __init__(self, model: str | None = None, *, dtype: str = "auto", batch_size: int = 8,
                  threads: int = 0, device: str | None = None, cache_size: int = 16,

@@ -39,6 +39,7 @@ def cpu_list() -> str:
 class VLLMEngine(Engine):
     name = "vllm"
     can_score = True
+    reads_answers = True
 
     def __init__(self, model: str | None = None, *, dtype: str = "auto", batch_size: int = 64,
                  max_model_len: int = 4096, gpu_memory_utilization: float | None = None,
