@@ -113,7 +113,8 @@ def vllm_engine():
 
     settings = load_settings()
     plan = runtime.plan_run(settings, resolve_vocabularies("wdc-pave"))
-    engine = runtime.shared_engine(plan.engine, plan.model, settings.engine_options(plan.engine))
+    options = runtime.without_lora(plan.engine, settings.engine_options(plan.engine), [plan.adapter])
+    engine = runtime.shared_engine(plan.engine, plan.model, options)
     yield engine
     runtime.close_shared_engines()
 

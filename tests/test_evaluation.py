@@ -250,3 +250,24 @@ def test_eval_cli_scores_implicitave_with_its_vocabulary(use_fake_engine, tmp_pa
     assert summary["vocab"] == "implicitave:Food"
     scores = summary["runs"][0]["scores"]
     assert scores["recall"] == pytest.approx(0.5)  # the 5 Tin rows right, the 5 Box rows wrong
+
+
+def test_a_validation_run_records_its_threshold_only_where_it_helps(tmp_path):
+    from tagsmith.training import validation_record
+
+    data = load_dataset(write_jsonl(tmp_path / "w.jsonl", [wdc_record(i, "TACORI") for i in range(6)]))
+
+    def unsure_where_wrong(batch):
+        return [{"tags": {"Brand": ["TACORI"] if n % 2 else ["ACME"]},
+                 "scores": {"Brand": {"TACORI": 0.9} if n % 2 else {"ACME": 0.2}}} for n, _ in enumerate(batch)]
+
+    def unsure_where_right(batch):
+        return [{"tags": {"Brand": ["TACORI"]}, "scores": {"Brand": {"TACORI": 0.3}}} for _ in batch]
+
+    helped = validation_record(run(RunConfig("a", "llm"), data, unsure_where_wrong, cache_dir=None, batch_size=6,
+                                   progress=False), "w", 6)
+    assert 0.2 < helped["min_confidence"] <= 0.9
+    assert helped["validation"]["f1_at_min_confidence"] > helped["validation"]["f1"] == 0.5
+    kept = validation_record(run(RunConfig("b", "llm"), data, unsure_where_right, cache_dir=None, batch_size=6,
+                                 progress=False), "w", 6)
+    assert "min_confidence" not in kept and kept["validation"]["f1"] == 1.0

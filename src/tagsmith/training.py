@@ -345,6 +345,21 @@ def answer_loss(model: Any, input_ids: Any, mask: Any, labels: Any) -> Any:
     return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
 
 
+def validation_record(run: Any, dataset_name: str, n_items: int) -> dict[str, Any]:
+    """What a validation run (an eval `RunResult`) adds to the adapter's manifest: its scores,
+    and the F1-best confidence threshold where one raises F1 on those items (runs with the
+    adapter on its vocabularies then apply it: runtime.run_threshold)."""
+    s = run.scores
+    record: dict[str, Any] = {"validation": {
+        "dataset": dataset_name, "n_items": n_items, "f1": s.f1, "precision": s.precision, "recall": s.recall,
+        "f1_interval": [s.f1_interval.low, s.f1_interval.high] if s.f1_interval else None}}
+    c = run.confidence
+    if c is not None and c.best_threshold > 0 and c.best_f1 > s.f1:
+        record["min_confidence"] = c.best_threshold
+        record["validation"]["f1_at_min_confidence"] = c.best_f1
+    return record
+
+
 def write_manifest(folder: Path, data: dict[str, Any]) -> None:
     existing = read_manifest(folder) or {}
     (folder / MANIFEST).write_text(json.dumps({**existing, **data}, indent=2, default=list), encoding="utf-8")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -66,7 +65,7 @@ def train(data_path: Path, part: str, categories: tuple[str, ...], excluded: tup
     from tagsmith.evaluation.matrix import LlmRun, llm_runs
     from tagsmith.prompts import load_template
     from tagsmith.runtime import placement
-    from tagsmith.training import TrainSettings, train as run_training, write_manifest
+    from tagsmith.training import TrainSettings, train as run_training, validation_record, write_manifest
     from tagsmith.vocabulary import resolve_vocabularies
 
     from tagsmith.adapters import is_adapter
@@ -117,17 +116,10 @@ def train(data_path: Path, part: str, categories: tuple[str, ...], excluded: tup
     say(*notes)
     (run,) = llm_runs(engine_name, run_model, [LlmRun(adapter, prompt, demonstrations)], validation, vocabularies,
                       settings, progress=progress)
-    s = run.scores
-    interval = [s.f1_interval.low, s.f1_interval.high] if s.f1_interval else None
-    record: dict[str, Any] = {"validation": {"dataset": validation.name, "n_items": len(validation.items),
-                                             "f1": s.f1, "f1_interval": interval,
-                                             "precision": s.precision, "recall": s.recall}}
-    say(f"validation ({len(validation.items)} items): F1 {100 * s.f1:.1f}")
-    c = run.confidence
-    if c is not None and c.best_threshold > 0 and c.best_f1 > s.f1:
-        # `--adapter auto` and an explicit --adapter apply it unless a run sets --min-confidence
-        record["min_confidence"] = c.best_threshold
-        record["validation"]["f1_at_min_confidence"] = c.best_f1
-        say(f"confidence threshold {c.best_threshold:g} (F1 {100 * c.best_f1:.1f} on these items) stored in "
-            "the manifest: runs with this adapter withhold tags below it")
+    record = validation_record(run, validation.name, len(validation.items))
+    say(f"validation ({len(validation.items)} items): F1 {100 * run.scores.f1:.1f}")
+    if "min_confidence" in record:
+        say(f"confidence threshold {record['min_confidence']:g} (F1 "
+            f"{100 * record['validation']['f1_at_min_confidence']:.1f} on these items) stored in the manifest: "
+            "runs with this adapter withhold tags below it (--min-confidence overrides it)")
     write_manifest(Path(out_dir), record)
