@@ -120,6 +120,19 @@ def vllm_engine():
 
 
 @pytest.fixture(scope="session")
+def vllm_lora_engine(vllm_engine):
+    """The same model with LoRA enabled, for tests that send an adapter per request (the
+    default configuration merges adapters on a CPU and runs without LoRA)."""
+    from tagsmith import runtime
+    from tagsmith.config import load_settings
+    from tagsmith.vocabulary import resolve_vocabularies
+
+    settings = load_settings()
+    plan = runtime.plan_run(settings, resolve_vocabularies("wdc-pave"))
+    return runtime.shared_engine(plan.engine, plan.model, settings.engine_options(plan.engine))
+
+
+@pytest.fixture(scope="session")
 def embedded_engine():
     from tagsmith.engines import create_engine
 

