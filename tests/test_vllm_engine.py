@@ -123,7 +123,7 @@ def test_option_scores_agree_with_transformers(vllm_engine):
 
     engine, extra = vllm_engine, None
     if pick_dtype("auto", "cpu") == "bfloat16":
-        options = {**load_settings().engine_options("vllm"), "dtype": "float32"}
+        options = {**load_settings().engine_options("vllm"), "dtype": "float32", "enable_lora": False}
         engine = extra = create_engine("vllm", plan.model, **options)
     try:
         got = engine.score(requests)

@@ -171,21 +171,23 @@ def plan_run(settings: Settings, vocabularies: VocabularySet, *, adapter: str | 
     if trained_k and not shows_examples:
         notes.append(f"warning: adapter {choice.name} was trained with {trained_k} worked examples per prompt; "
                      "pass --examples FILE (labelled items) to tag the way it was trained")
-    # a tuned threshold was chosen on decoded tags' confidences: without them it withholds nothing
     reads = settings.tagging.decoded_confidence and reads_answers(name)
     return RunPlan(name, run_model, run_adapter, prompt, choice, notes,
-                   run_threshold(settings.tagging.min_confidence, choice if reads else AdapterChoice(None),
-                                 model_spec, vocabularies, notes))
+                   run_threshold(settings.tagging.min_confidence, choice, model_spec, vocabularies, reads, notes))
 
 
 def run_threshold(asked: float | None, choice: AdapterChoice, model_spec: str | None,
-                  vocabularies: VocabularySet, notes: list[str]) -> float:
+                  vocabularies: VocabularySet, reads: bool, notes: list[str]) -> float:
     """The confidence threshold of a run: the one asked for, else the one tuned for its adapter
     (`tagsmith train` stores the F1-best threshold of its validation run in the manifest) where
     the run's vocabularies are those it was tuned on (or their categories): on other
-    vocabularies the confidences mean other things (an option list's softmax, say)."""
+    vocabularies the confidences mean other things (an option list's softmax, say). A tuned
+    threshold was chosen on decoded tags' confidences: a run whose tags get none (`reads`
+    False) would withhold nothing, and says nothing of it."""
     if asked is not None:
         return asked
+    if not reads:
+        return 0.0
     from tagsmith.adapters import same_categories, trained_for
     from tagsmith.model_store import model_id
 

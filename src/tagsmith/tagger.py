@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -216,10 +216,11 @@ class Tagger:
             self._score_options(scorer, [p for p in pending if p.result is not None and p.result.error is None],
                                 scored_only={id(p) for p in pending if p not in decode})
         threshold = self.settings.min_confidence or 0.0
-        for p in pending:
-            if p.result is not None and p.result.error is None and threshold > 0:
-                p.result.tags, withheld = withhold(p.result.tags, p.result.scores, threshold)
-                p.result.rejected.extend(withheld)
+        if threshold > 0:
+            for p in pending:
+                if p.result is not None and p.result.error is None:
+                    p.result.tags, withheld = withhold(p.result.tags, p.result.scores, threshold)
+                    p.result.rejected.extend(withheld)
         per_item = (time.perf_counter() - start) / max(1, len(items))
         results = [p.result for p in prepared]
         if self.attributes is not None:
@@ -285,20 +286,13 @@ class Tagger:
         """Each decoded tag's confidence (confidence.py), in one engine call for the batch (each
         item alone if that fails, so one refused item only loses its own scores). Facets option
         scoring answers get its scores instead."""
-        answers, skip = [], []
+        jobs = []
         for p in prepared:
             assert p.vocabulary is not None and p.request is not None
-            answers.append(DecodedAnswer(p.request.messages, p.vocabulary, p.answer, p.text, self.adapter))
-            skip.append({p.vocabulary.facets[i].name for i in scorer.facets(p.vocabulary)} if scorer else set())
-        try:
-            found: list[Any] = decoded_confidences(self.engine, answers, skip)
-        except (EngineError, ValueError, RuntimeError):
-            found = []
-            for answer, skipped in zip(answers, skip, strict=True):
-                try:
-                    found.extend(decoded_confidences(self.engine, [answer], [skipped]))
-                except (EngineError, ValueError, RuntimeError) as exc:
-                    found.append(exc)
+            jobs.append((DecodedAnswer(p.request.messages, p.vocabulary, p.answer, p.text, self.adapter),
+                         {p.vocabulary.facets[i].name for i in scorer.facets(p.vocabulary)} if scorer else set()))
+        found = _batch_or_each(lambda some: decoded_confidences(self.engine, [a for a, _ in some],
+                                                                [s for _, s in some]), jobs)
         for p, scores in zip(prepared, found, strict=True):
             result = p.result
             assert result is not None
@@ -321,7 +315,8 @@ class Tagger:
             for position in scorer.facets(vocab):
                 facet = vocab.facets[position]
                 live = [(p, j) for p, j in group if p.result is not None and p.result.error is None]
-                for (p, _), choice in zip(live, _choose_each(scorer, [j for _, j in live], position), strict=True):
+                choices = _batch_or_each(lambda some, at=position: scorer.choose(some, at), [j for _, j in live])
+                for (p, _), choice in zip(live, choices, strict=True):
                     result = p.result
                     assert result is not None
                     if isinstance(choice, Exception):  # this item alone: keep what was decoded, say why
@@ -369,18 +364,19 @@ class Tagger:
         return [r for start in range(0, len(items), size) for r in self.tag_batch(items[start:start + size])]
 
 
-def _choose_each(scorer: OptionScorer, jobs: list[ScoringJob], position: int) -> list[Any]:
-    """One engine call for all jobs; if it fails, each job alone, so that one item the engine
-    refuses (too long for its context, say) gets its own error and the rest their answers."""
+def _batch_or_each(call: Callable[[list[Any]], Sequence[Any]], jobs: list[Any]) -> list[Any]:
+    """`call(jobs)`, one result per job, in one engine call; if it fails, each job alone, so
+    that one item the engine refuses (too long for its context, say) gets its error (the
+    exception, in its place) and the rest their answers."""
     try:
-        return list(scorer.choose(jobs, position))
+        return list(call(jobs))
     except (EngineError, ValueError, RuntimeError) as exc:
         if len(jobs) == 1:
             return [exc]
     out: list[Any] = []
     for job in jobs:
         try:
-            out.extend(scorer.choose([job], position))
+            out.extend(call([job]))
         except (EngineError, ValueError, RuntimeError) as exc:
             out.append(exc)
     return out

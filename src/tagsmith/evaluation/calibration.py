@@ -145,16 +145,16 @@ def _crossfit(slots: Sequence[SlotScore], scored: Mapping[tuple[str, str], float
     """Each fold of items gets the F1-best threshold of the other folds: the gain a threshold
     chosen on other labelled items brings, paired over items (bootstrap), without the optimism
     of choosing it on the items it is scored on."""
-    items = list(dict.fromkeys(s.item_id for s in slots))
-    if len({fold_of(i) for i in items}) < FOLDS:
+    fold = {i: fold_of(i) for i in dict.fromkeys(s.item_id for s in slots)}
+    if len(set(fold.values())) < FOLDS:
         return None
     chosen, adjusted = [], []
     for k in range(FOLDS):
-        rest = [s for s in slots if fold_of(s.item_id) != k]
+        rest = [s for s in slots if fold[s.item_id] != k]
         t = max(_curve(rest, scored), key=lambda row: (row[3], -row[0]))[0]
         chosen.append(t)
-        adjusted += withheld_slots([s for s in slots if fold_of(s.item_id) == k], scored, t)
+        adjusted += withheld_slots([s for s in slots if fold[s.item_id] == k], scored, t)
     tp, fp, fn = (sum(getattr(s, k) for s in adjusted) for k in ("tp", "fp", "fn"))
-    d = paired_delta(slots, adjusted, items)
+    d = paired_delta(slots, adjusted, list(fold))
     return CrossFit(chosen, round(prf(tp, fp, fn)[2], 4), round(d.delta, 4),
                     (round(d.interval.low, 4), round(d.interval.high, 4)))
