@@ -9,7 +9,7 @@ import pytest
 from tagsmith.config import TaggingSettings
 from tagsmith.confidence import DecodedAnswer, compact_answer, decoded_confidences, span_logprob
 from tagsmith.engines import fake
-from tagsmith.engines.base import TokenLogprob
+from tagsmith.engines.base import TokenLogprob, generated_spans
 from tagsmith.items import Item
 from tagsmith.prompts import load_template
 from tagsmith.tagger import Tagger
@@ -103,3 +103,74 @@ def test_off_and_engines_that_cannot_score_leave_tags_unscored():
     assert tagger(eng, decoded_confidence=False).tag(Item("1", "ACME pen")).scores == {}
     assert eng.answer_requests == []
     assert tagger(fake.FakeEngine(answer=answer)).tag(Item("1", "ACME pen")).scores == {}
+
+
+# Confidences from the tokens an engine generated (no read-back)
+
+
+class PieceTokenizer:
+    """Token i decodes to pieces[i] (a byte-level tokenizer's partial character: "\ufffd")."""
+
+    def __init__(self, pieces: list[str]) -> None:
+        self.pieces = pieces
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
+        return "".join(self.pieces[i] for i in ids)
+
+
+def test_spans_of_generated_tokens_follow_the_decoded_prefixes():
+    tok = PieceTokenizer(['{"', "Color", '":', '["', "Red", '"]}', ""])  # the last: a special token
+    assert generated_spans(tok, list(range(7)), '{"Color":["Red"]}') == [
+        (0, 2), (2, 7), (7, 9), (9, 11), (11, 14), (14, 17), (17, 17)]
+
+
+def test_no_spans_when_a_prefix_does_not_decode_to_a_prefix():
+    tok = PieceTokenizer(['{"', "Caf", "\ufffd", "é", '"}'])
+    assert generated_spans(tok, [0, 1, 2], '{"Café"}') is None
+    assert generated_spans(tok, [0, 1], '{"Café"}') is None  # decodes to less than the text
+
+
+SMALL = parse_vocabulary({"name": "small", "facets": [{"name": "Color", "values": ["Red", "Blue"]},
+                                                       {"name": "Brand", "values": ["Acme"]}]})
+
+
+def tokens_of(text: str, logprob: dict[str, float]) -> tuple[TokenLogprob, ...]:
+    """One token per character, each with the log-probability given for it (default 0)."""
+    return tuple(TokenLogprob(i, i + 1, logprob.get(ch, 0.0)) for i, ch in enumerate(text))
+
+
+class NoReadBack(fake.FakeEngine):
+    def answer_logprobs(self, requests):
+        raise AssertionError("answers that came with their tokens need no read-back")
+
+
+def test_generated_tokens_give_the_confidences_without_an_engine_call():
+    answer = {"Color": ["Red"], "Brand": []}
+    text, _ = compact_answer(SMALL, answer)
+    tokens = tokens_of(text, {"R": -0.5})
+    engine = NoReadBack(logprobs=lambda r: [])
+    [scores] = decoded_confidences(engine, [DecodedAnswer((), SMALL, answer, "red shirt", raw=text, tokens=tokens)])
+    assert scores == {"Color": {"Red": round(math.exp(-0.5), 4)}, "Brand": {"": 1.0}}
+
+
+def test_an_answer_not_in_compact_form_is_read_back():
+    answer = {"Color": ["Red"], "Brand": []}
+    text, _ = compact_answer(SMALL, answer)
+    spaced = text.replace(":", ": ")
+    seen = []
+
+    def read(request):
+        seen.append(request.text)
+        return list(tokens_of(request.text, {"R": -1.0}))
+
+    [scores] = decoded_confidences(fake.FakeEngine(logprobs=read), [
+        DecodedAnswer((), SMALL, answer, "red shirt", raw=spaced, tokens=tokens_of(spaced, {}))])
+    assert seen == [text]
+    assert scores["Color"]["Red"] == round(math.exp(-1.0), 4)
+
+
+def test_without_tokens_or_a_read_back_there_are_no_scores():
+    answer = {"Color": ["Red"], "Brand": []}
+    engine = fake.FakeEngine()  # reads no answers
+    assert not engine.reads_answers
+    assert decoded_confidences(engine, [DecodedAnswer((), SMALL, answer, "red shirt")]) == [{}]

@@ -95,7 +95,8 @@ def test_tag_command_prints_only_json_on_stdout(tmp_path):
 def test_option_scores_agree_with_transformers(vllm_engine):
     """The same continuations scored by vLLM (prompt log-probabilities) and by transformers
     (key/value cache reuse) on the same weights, and whole answers read back by both: equal
-    within float noise, same ranking."""
+    within float noise, same ranking. And vLLM's generated tokens carry the numbers its read-back
+    gives (check_generated_logprobs)."""
     from tagsmith.engines import create_engine
     from tagsmith.engines.base import AnswerRequest, ScoreRequest
 
@@ -128,6 +129,7 @@ def test_option_scores_agree_with_transformers(vllm_engine):
     try:
         got = engine.score(requests)
         got_tokens = engine.answer_logprobs(answers)
+        check_generated_logprobs(engine)
     finally:
         if extra is not None:
             extra.close()
@@ -144,3 +146,28 @@ def test_option_scores_agree_with_transformers(vllm_engine):
         for e, g in zip(e_row, g_row, strict=True):
             assert abs(e.logprob - g.logprob) < 0.05 * max(1.0, abs(e.logprob)), (e, g)
 
+
+
+def check_generated_logprobs(engine) -> None:
+    """Each generated token's log-probability (vllm_worker.py's patched logits) is the model's
+    own, before the grammar mask: the same number reading the answer back gives, token for token
+    where both split the text alike; the schema's short option lists would leave masked numbers
+    near 0, the unmasked ones are not."""
+    from tagsmith.engines.base import AnswerRequest
+    from tagsmith.schema import AnswerSchema
+
+    assert engine.generation_logprobs
+    messages = ({"role": "user", "content": "Product title: Women's Beaded Cocktail Dress, red\n"
+                                            "Neckline and Color, JSON answer:"},)
+    schema = AnswerSchema.of({"type": "object", "required": ["Neckline", "Color"], "additionalProperties": False,
+                              "properties": {"Neckline": {"type": "string", "enum": ["V-Neck", "Crew Neck"]},
+                                             "Color": {"type": "string", "enum": ["Red", "Blue"]}}})
+    generated = engine.generate([GenerationRequest(messages, schema, 40)])[0]
+    assert generated.token_logprobs is not None
+    assert "".join(generated.text[t.start:t.end] for t in generated.token_logprobs) == generated.text
+    read = {(t.start, t.end): t.logprob for t in engine.answer_logprobs([AnswerRequest(messages, generated.text)])[0]}
+    shared = [(t.logprob, read[t.start, t.end]) for t in generated.token_logprobs if (t.start, t.end) in read]
+    assert len(shared) >= len(generated.token_logprobs) // 2, (generated.text, shared)
+    for got, expected in shared:
+        assert abs(got - expected) < 0.05 * max(1.0, abs(expected)), shared
+    assert min(got for got, _ in shared) < -0.05  # a masked choice between two options would be near 0 throughout

@@ -2,10 +2,12 @@
 
 Option scoring gives the facets it ranks a confidence (the softmax over their options); a
 facet answered by decoding (extractive spans, long or multi-valued lists) has no such list to
-rank. Here the whole answer is read back through the model once (`Engine.answer_logprobs`,
-one forward pass over prompt and answer) and each value's confidence is the probability of
-its tokens, from its opening quote to the delimiter after it (the model's decision to stop
-the value there), given the prompt and the answer before it. A facet left empty gets the
+rank. Here each value's confidence is the probability of its tokens, from its opening quote
+to the delimiter after it (the model's decision to stop the value there), given the prompt
+and the answer before it. Engines that report the model's own token log-probabilities while
+generating (`Generation.token_logprobs`: vLLM, see engines/vllm_worker.py) give it for free;
+otherwise the whole answer is read back through the model once (`Engine.answer_logprobs`,
+one forward pass over prompt and answer). A facet left empty gets the
 probability of its `[]`, the decision to leave it empty. The answer is read in its compact
 JSON form, facets in vocabulary order, the form option scoring continues too.
 
@@ -13,8 +15,10 @@ The probability is the model's own, before any grammar mask: the mask only renor
 the tokens it allows, which for a span copied from the text is nearly every token, so the raw
 probability is the number that means the same for closed and extractive facets, and the one
 every engine that can read probabilities gives alike (vLLM applies the structured-output
-mask to the logits before its sampler, so even its "raw" generation log-probabilities are
-masked ones: they are not used).
+mask to the logits before its sampler, so its stock generation log-probabilities are masked
+ones, whatever its `logprobs_mode`: the vLLM engine patches the logits layer to get the
+unmasked ones). The generated tokens stand in for a read-back only where the generated text
+is the compact answer itself, so both paths score the same token sequence.
 
 A value the model wrote stands for a tag through the vocabulary (aliases, spelling, the
 normalized span): its confidence is filed under that tag, as `TagResult.scores` has it.
@@ -45,6 +49,9 @@ class DecodedAnswer:
     #: the item's text (extractive values are mapped to the span they copy)
     text: str
     adapter: str | None = None
+    #: the generated text and its tokens' unmasked log-probabilities, when the engine gave them
+    raw: str | None = None
+    tokens: tuple[TokenLogprob, ...] | None = None
 
 
 def compact_answer(vocab: Vocabulary, answer: Mapping[str, Sequence[Any]]
@@ -77,16 +84,27 @@ def span_logprob(tokens: Sequence[TokenLogprob], start: int, end: int) -> float:
 def decoded_confidences(engine: Engine, answers: Sequence[DecodedAnswer],
                         skip: Sequence[set[str]] | None = None) -> list[dict[str, dict[str, float]]]:
     """Per answer, {facet: {tag: probability}} for its decoded facets (`""`: left empty), in
-    one engine call. `skip[i]` names facets of answer i scored otherwise (option scoring).
+    at most one engine call. `skip[i]` names facets of answer i scored otherwise (option scoring).
     A value the vocabulary does not take (rejected by parsing) gets no score; a tag written
-    twice keeps its first score."""
+    twice keeps its first score. Answers generated with their tokens' log-probabilities (and
+    written in the compact form) need no engine call; the rest are read back in one call, or
+    get no scores from an engine that cannot read answers."""
     rendered = [compact_answer(a.vocabulary, a.answer) for a in answers]
-    read = engine.answer_logprobs([AnswerRequest(a.messages, text, a.adapter)
-                                   for a, (text, _) in zip(answers, rendered, strict=True)]) if answers else []
+    read: list[Sequence[TokenLogprob] | None] = [
+        a.tokens if a.tokens is not None and a.raw == text else None
+        for a, (text, _) in zip(answers, rendered, strict=True)]
+    missing = [i for i, tokens in enumerate(read) if tokens is None]
+    if missing and engine.reads_answers:
+        for i, tokens in zip(missing, engine.answer_logprobs(
+                [AnswerRequest(answers[i].messages, rendered[i][0], answers[i].adapter) for i in missing]), strict=True):
+            read[i] = tokens
     out: list[dict[str, dict[str, float]]] = []
     for i, (a, (_, spans), tokens) in enumerate(zip(answers, rendered, read, strict=True)):
         skipped = skip[i] if skip else set()
         found: dict[str, dict[str, float]] = {}
+        out.append(found)
+        if tokens is None:
+            continue
         for facet_name, written, start, end in spans:
             facet = a.vocabulary.facet(facet_name)
             if facet_name in skipped or facet is None:
@@ -94,7 +112,6 @@ def decoded_confidences(engine: Engine, answers: Sequence[DecodedAnswer],
             tag = NO_VALUE if written is None else tag_value(facet, written, a.text)
             if tag is not None:
                 found.setdefault(facet_name, {}).setdefault(tag, round(math.exp(span_logprob(tokens, start, end)), 4))
-        out.append(found)
     return out
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from tagsmith.confidence import DecodedAnswer, decoded_confidences, withhold
 from tagsmith.config import TaggingSettings
-from tagsmith.engines.base import Engine, GenerationRequest
+from tagsmith.engines.base import Engine, Generation, GenerationRequest
 from tagsmith.errors import EngineError
 from tagsmith.evidence import tag_evidence
 from tagsmith.examples import ExampleIndex
@@ -86,6 +86,7 @@ class _Prepared:
     warnings: list[str] = field(default_factory=list)
     #: the generated answer as a JSON object (facet -> values), where it parsed
     answer: dict[str, list[str]] = field(default_factory=dict)
+    generation: Generation | None = None
 
 
 class Tagger:
@@ -202,7 +203,7 @@ class Tagger:
             error = parsed.error
             if error and gen.finish_reason == "length":
                 error += f" (answer cut at {p.request.max_tokens} tokens)"  # type: ignore[union-attr]
-            p.answer = _answer_object(gen.text)
+            p.answer, p.generation = _answer_object(gen.text), gen
             p.result = TagResult(p.item.id, parsed.tags, vocabulary=p.vocabulary.name, raw=gen.text,
                                  rejected=[r.to_dict() for r in parsed.rejected],
                                  warnings=p.warnings, error=error, duplicates=parsed.duplicates)
@@ -210,7 +211,8 @@ class Tagger:
             if p.result is None:
                 assert p.vocabulary is not None
                 p.result = TagResult(p.item.id, {}, vocabulary=p.vocabulary.name, warnings=p.warnings)
-        if self.settings.decoded_confidence and self.engine.reads_answers:
+        if self.settings.decoded_confidence and (self.engine.reads_answers
+                                                 or any(g.token_logprobs is not None for g in generations)):
             self._score_decoded([p for p in decode if p.result is not None and p.result.error is None], scorer)
         if scorer is not None:
             self._score_options(scorer, [p for p in pending if p.result is not None and p.result.error is None],
@@ -289,7 +291,10 @@ class Tagger:
         jobs = []
         for p in prepared:
             assert p.vocabulary is not None and p.request is not None
-            jobs.append((DecodedAnswer(p.request.messages, p.vocabulary, p.answer, p.text, self.adapter),
+            generated = p.generation
+            jobs.append((DecodedAnswer(p.request.messages, p.vocabulary, p.answer, p.text, self.adapter,
+                                       raw=generated.text if generated else None,
+                                       tokens=generated.token_logprobs if generated else None),
                          {p.vocabulary.facets[i].name for i in scorer.facets(p.vocabulary)} if scorer else set()))
         found = _batch_or_each(lambda some: decoded_confidences(self.engine, [a for a, _ in some],
                                                                 [s for _, s in some]), jobs)

