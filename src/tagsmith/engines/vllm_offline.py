@@ -137,7 +137,7 @@ class VLLMEngine(Engine):
                 structured = (StructuredOutputsParams(json=r.schema.data, disable_any_whitespace=True)
                               if r.schema else None)
                 params.append(SamplingParams(temperature=0.0, max_tokens=r.max_tokens, structured_outputs=structured,
-                                             logprobs=0 if self.generation_logprobs else None))
+                                             logprobs=0 if self.generation_logprobs else None, flat_logprobs=True))
             outputs = self._llm.chat([list(requests[i].messages) for i in indices], sampling_params=params,
                                      lora_request=self._lora(adapter), use_tqdm=False)
             for i, out in zip(indices, outputs, strict=True):
