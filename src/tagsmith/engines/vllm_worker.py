@@ -14,7 +14,8 @@ choice, temperature sampling, top-k/p, the grammar mask, prompt and sampled log-
 are all shift-invariant), but in `logprobs_mode="raw_logits"` the value vLLM reports for each
 generated token is now exactly the model's unmasked log-probability of it: the mask only sets
 other tokens to -inf. The engine asks each worker (`collective_rpc`) whether the layer is
-patched and does not use generation log-probabilities where it is not.
+patched and refuses to start where it is not (raw logits would pass for log-probabilities);
+`VLLMEngine(generation_logprobs=False)` runs vLLM unpatched and reads answers back instead.
 """
 
 from __future__ import annotations
