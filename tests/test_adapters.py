@@ -119,9 +119,12 @@ def test_auto_engine_merges_an_adapter_for_vllm_on_cpu(tmp_path, monkeypatch):
     assert placement("auto", "embedded", str(folder), notes) == ("vllm", "/m", None)
     assert merged == [str(folder)] and "merged into the model's weights" in notes[0]
     assert placement("auto", "embedded", None, []) == ("vllm", "embedded", None)
-    # asked for by name: kept as asked (LoRA applied by the engine)
-    assert placement("vllm", "embedded", str(folder), []) == ("vllm", "embedded", str(folder))
-    assert placement("transformers", "embedded", str(folder), []) == ("transformers", "embedded", str(folder))
+    # asked for by name: kept as asked (LoRA applied by the engine), with a word on what it costs
+    notes = []
+    assert placement("vllm", "embedded", str(folder), notes) == ("vllm", "embedded", str(folder))
+    assert placement("transformers", "embedded", str(folder), notes) == ("transformers", "embedded", str(folder))
+    assert len(notes) == 2 and all("--engine auto runs it merged" in n for n in notes)
+    assert merged == [str(folder)]  # nothing merged for them
     # a few items (one product on the command line): transformers starts in seconds, vLLM does not
     notes = []
     assert placement("auto", "embedded", str(folder), notes, few=True) == ("transformers", "/m", None)

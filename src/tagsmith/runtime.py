@@ -127,10 +127,14 @@ def placement(engine_spec: str, model_spec: str | None, adapter: str | None,
     if engine_spec == "auto" and few and name == "vllm":
         name = "transformers"
         notes.append("note: a few items: the transformers engine (it starts fastest; --engine vllm to override)")
-    if engine_spec == "auto" and adapter and Path(adapter).is_dir() and name in ("vllm", "transformers"):
+    if adapter and Path(adapter).is_dir() and name in ("vllm", "transformers"):
         import torch
 
         if not torch.cuda.is_available():
+            if engine_spec != "auto":  # asked for by name: kept as asked, but said what it costs
+                notes.append(f"note: no GPU: the {name} engine applies adapter {Path(adapter).name} per token, "
+                             "which is slow on a CPU; --engine auto runs it merged into the model's weights")
+                return name, model_spec, adapter
             from tagsmith.model_store import merge_adapter, resolve_model
 
             notes.append(f"note: no GPU: running adapter {Path(adapter).name} merged into the model's weights "
