@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from tagsmith.evaluation.metrics import SlotScore, paired_delta, prf
+from tagsmith.evaluation.metrics import SlotScore, micro_prf, paired_delta
 
 THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(20))
 #: folds of items for the cross-fitted threshold (by a hash of the item id: stable)
@@ -131,9 +131,7 @@ def _curve(slots: Sequence[SlotScore], scored: Mapping[tuple[str, str], float]
            ) -> list[tuple[float, float, float, float]]:
     curve = []
     for t in THRESHOLDS:
-        kept = withheld_slots(slots, scored, t)
-        tp, fp, fn = (sum(getattr(s, k) for s in kept) for k in ("tp", "fp", "fn"))
-        curve.append((t, *(round(x, 4) for x in prf(tp, fp, fn))))
+        curve.append((t, *(round(x, 4) for x in micro_prf(withheld_slots(slots, scored, t)))))
     return curve
 
 
@@ -154,7 +152,6 @@ def _crossfit(slots: Sequence[SlotScore], scored: Mapping[tuple[str, str], float
         t = max(_curve(rest, scored), key=lambda row: (row[3], -row[0]))[0]
         chosen.append(t)
         adjusted += withheld_slots([s for s in slots if fold[s.item_id] == k], scored, t)
-    tp, fp, fn = (sum(getattr(s, k) for s in adjusted) for k in ("tp", "fp", "fn"))
     d = paired_delta(slots, adjusted, list(fold))
-    return CrossFit(chosen, round(prf(tp, fp, fn)[2], 4), round(d.delta, 4),
+    return CrossFit(chosen, round(micro_prf(adjusted)[2], 4), round(d.delta, 4),
                     (round(d.interval.low, 4), round(d.interval.high, 4)))

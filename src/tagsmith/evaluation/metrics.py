@@ -66,6 +66,11 @@ def prf(tp: float, fp: float, fn: float) -> tuple[float, float, float]:
     return p, r, (2 * p * r / (p + r) if p + r else 0.0)
 
 
+def micro_prf(slots: Sequence[SlotScore]) -> tuple[float, float, float]:
+    """Micro precision, recall and F1 of slots: their counts summed, then `prf`."""
+    return prf(sum(s.tp for s in slots), sum(s.fp for s in slots), sum(s.fn for s in slots))
+
+
 @dataclass(frozen=True)
 class Interval:
     low: float
@@ -117,14 +122,11 @@ def bootstrap_f1(m: np.ndarray, n: int = 1000, seed: int = 0, level: float = 0.9
 def aggregate(slots: Sequence[SlotScore], item_ids: Sequence[str] | None = None,
               bootstrap: int = 1000, seed: int = 0) -> Scores:
     item_ids = list(item_ids) if item_ids is not None else list(dict.fromkeys(s.item_id for s in slots))
-    tp = sum(s.tp for s in slots)
-    fp = sum(s.fp for s in slots)
-    fn = sum(s.fn for s in slots)
-    p, r, f1 = prf(tp, fp, fn)
+    p, r, f1 = micro_prf(slots)
     per_facet: dict[str, dict[str, float]] = {}
     for facet in dict.fromkeys(s.facet for s in slots):
         fs = [s for s in slots if s.facet == facet]
-        fp_, fr_, ff_ = prf(sum(s.tp for s in fs), sum(s.fp for s in fs), sum(s.fn for s in fs))
+        fp_, fr_, ff_ = micro_prf(fs)
         per_facet[facet] = {"precision": fp_, "recall": fr_, "f1": ff_,
                             "support": float(sum(s.tp + s.fn for s in fs))}
         if bootstrap:
