@@ -211,8 +211,7 @@ class Tagger:
             if p.result is None:
                 assert p.vocabulary is not None
                 p.result = TagResult(p.item.id, {}, vocabulary=p.vocabulary.name, warnings=p.warnings)
-        if self.settings.decoded_confidence and (self.engine.reads_answers
-                                                 or any(g.token_logprobs is not None for g in generations)):
+        if self.settings.decoded_confidence:
             self._score_decoded([p for p in decode if p.result is not None and p.result.error is None], scorer)
         if scorer is not None:
             self._score_options(scorer, [p for p in pending if p.result is not None and p.result.error is None],
@@ -285,9 +284,10 @@ class Tagger:
                                      scores={facet.name: {value or "": round(answer.confidence, 4)}})
 
     def _score_decoded(self, prepared: list[_Prepared], scorer: OptionScorer | None) -> None:
-        """Each decoded tag's confidence (confidence.py), in one engine call for the batch (each
-        item alone if that fails, so one refused item only loses its own scores). Facets option
-        scoring answers get its scores instead."""
+        """Each decoded tag's confidence (confidence.py): from the generated tokens where the
+        engine gave their log-probabilities, else read back in one engine call for the batch
+        (each item alone if that fails, so one refused item only loses its own scores; none from
+        an engine that can do neither). Facets option scoring answers get its scores instead."""
         jobs = []
         for p in prepared:
             assert p.vocabulary is not None and p.request is not None
