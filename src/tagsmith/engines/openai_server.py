@@ -17,13 +17,15 @@ import os
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from tagsmith.engines.base import AnswerRequest, Engine, Generation, GenerationRequest, TokenLogprob
 from tagsmith.errors import EngineError
 from tagsmith.schema import AnswerSchema
+
+T = TypeVar("T")
 
 DEFAULT_URL = "http://127.0.0.1:8000/v1"
 #: Answers that concern one request only (too long for the context, an invalid field): that item
@@ -168,14 +170,15 @@ class OpenAIEngine(Engine):
                 out.append(TokenLogprob(max(0, begin - start), at - start, logprob))
         return out
 
-    def answer_logprobs(self, requests: Sequence[AnswerRequest]) -> list[list[TokenLogprob]]:
+    def _each(self, call: Callable[[Any], T], requests: Sequence[Any]) -> list[T]:
+        """`call` for every request, `concurrency` of them in flight at once, results in order."""
         if len(requests) <= 1:
-            return [self._read(r) for r in requests]
+            return [call(r) for r in requests]
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
-            return list(pool.map(self._read, requests))
+            return list(pool.map(call, requests))
+
+    def answer_logprobs(self, requests: Sequence[AnswerRequest]) -> list[list[TokenLogprob]]:
+        return self._each(self._read, requests)
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
-        if len(requests) <= 1:
-            return [self._one(r) for r in requests]
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
-            return list(pool.map(self._one, requests))
+        return self._each(self._one, requests)
