@@ -20,7 +20,7 @@ import argparse
 import time
 from pathlib import Path
 
-from tagsmith.adapters import choose_adapter
+from tagsmith.adapters import choose_adapter, read_manifest
 from tagsmith.engines.base import GenerationRequest
 from tagsmith.items import read_items
 from tagsmith.model_store import merge_adapter, resolve_model
@@ -36,8 +36,10 @@ def timed(fn):
     return out, time.perf_counter() - t0
 
 
-def bench(engine_name: str, items, warmup, model: str, template: str, adapter: str | None) -> dict[str, float]:
-    spec = RunSpec(vocab="wdc-pave", model=model, engine=engine_name, adapter=adapter or "none", template=template)
+def bench(engine_name: str, items, warmup, model: str, template: str, adapter: str | None,
+          shape: str) -> dict[str, float]:
+    spec = RunSpec(vocab="wdc-pave", model=model, engine=engine_name, adapter=adapter or "none", template=template,
+                   answer_shape=shape)
     built, load_s = timed(lambda: build_tagger(spec))
     tagger, engine = built.tagger, built.tagger.engine
     tagger.tag_batch(warmup)
@@ -71,13 +73,15 @@ def main() -> None:
     vocabularies = resolve_vocabularies("wdc-pave")
     base = resolve_model("embedded")
     model, adapter = base.path, choose_adapter(args.adapter, base.model_id, vocabularies).path
+    # answers written as the adapter was trained to write them (merged, the run has no adapter to ask)
+    shape = (read_manifest(adapter) or {}).get("answer_shape", "full") if adapter else "full"
     if args.merge and adapter:
         model, adapter = merge_adapter(base, adapter).path, None
-    print(f"{len(items)} offers, template {args.template}, adapter {args.adapter}{' merged' * args.merge}",
-          flush=True)
+    print(f"{len(items)} offers, template {args.template}, adapter {args.adapter}{' merged' * args.merge}, "
+          f"{shape} answers", flush=True)
     rows = {}
     for name in args.engines.split(","):
-        rows[name] = bench(name, items, warmup, model, args.template, adapter)
+        rows[name] = bench(name, items, warmup, model, args.template, adapter, shape)
         print(name, {k: round(v, 3) for k, v in rows[name].items()}, flush=True)
     if "vllm" in rows and "transformers" in rows:
         print(f"vllm/transformers items/s: {rows['vllm']['items_per_s'] / rows['transformers']['items_per_s']:.1f}x")

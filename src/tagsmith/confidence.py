@@ -7,9 +7,10 @@ to the delimiter after it (the model's decision to stop the value there), given 
 and the answer before it. Engines that report the model's own token log-probabilities while
 generating (`Generation.token_logprobs`: vLLM, see engines/vllm_worker.py) give it for free;
 otherwise the whole answer is read back through the model once (`Engine.answer_logprobs`,
-one forward pass over prompt and answer). A facet left empty gets the
-probability of its `[]`, the decision to leave it empty. The answer is read in its compact
-JSON form, facets in vocabulary order, the form option scoring continues too.
+one forward pass over prompt and answer). In the full answer shape a facet left empty gets
+the probability of its `[]`, the decision to leave it empty; in the filled shape an empty
+facet writes nothing, so it gets no score. The answer is read in its compact JSON form
+(answers.answer_json), facets in vocabulary order, the form option scoring continues too.
 
 The probability is the model's own, before any grammar mask: the mask only renormalizes over
 the tokens it allows, which for a span copied from the text is nearly every token, so the raw
@@ -32,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tagsmith.answers import AnswerShape
 from tagsmith.engines.base import AnswerRequest, Engine, TokenLogprob
 from tagsmith.option_scoring import NO_VALUE
 from tagsmith.parsing import Reason, Rejection, tag_value
@@ -49,20 +51,27 @@ class DecodedAnswer:
     #: the item's text (extractive values are mapped to the span they copy)
     text: str
     adapter: str | None = None
+    #: the answer shape it was written in (answers.py)
+    shape: AnswerShape = "full"
     #: the generated text and its tokens' unmasked log-probabilities, when the engine gave them
     raw: str | None = None
     tokens: tuple[TokenLogprob, ...] | None = None
 
 
-def compact_answer(vocab: Vocabulary, answer: Mapping[str, Sequence[Any]]
+def compact_answer(vocab: Vocabulary, answer: Mapping[str, Sequence[Any]], shape: AnswerShape = "full",
                    ) -> tuple[str, list[tuple[str, str | None, int, int]]]:
-    """The answer as compact JSON (every facet, vocabulary order) and, per written value (None
-    for an empty facet), its facet and character span: a value from its opening quote to the
-    delimiter after it, an empty facet its `[]`."""
+    """The answer as compact JSON (vocabulary order, written in `shape`) and, per written value
+    (None for an empty facet), its facet and character span: a value from its opening quote to
+    the delimiter after it, an empty facet its `[]` (the full shape's only). In the filled shape
+    the facet's key is itself the model's choice (to fill the facet at all), so the first value's
+    span starts at the key: its confidence is that of writing the facet with this value."""
+    written_facets = [(f, [v for v in answer.get(f.name, []) if isinstance(v, str)]) for f in vocab.facets]
+    if shape == "filled":
+        written_facets = [(f, values) for f, values in written_facets if values]
     text, spans = "{", []
-    for position, facet in enumerate(vocab.facets):
+    for position, (facet, values) in enumerate(written_facets):
+        key_at = len(text)
         text += json.dumps(facet.name, ensure_ascii=False) + ":"
-        values = [v for v in answer.get(facet.name, []) if isinstance(v, str)]
         if not values:
             spans.append((facet.name, None, len(text), len(text) + 2))
             text += "[]"
@@ -70,10 +79,11 @@ def compact_answer(vocab: Vocabulary, answer: Mapping[str, Sequence[Any]]
             text += "["
             for k, value in enumerate(values):
                 written = json.dumps(value, ensure_ascii=False) + ("," if k < len(values) - 1 else "]")
-                spans.append((facet.name, value, len(text), len(text) + len(written)))
+                start = key_at if shape == "filled" and k == 0 else len(text)
+                spans.append((facet.name, value, start, len(text) + len(written)))
                 text += written
-        text += "," if position < len(vocab.facets) - 1 else "}"
-    return text, spans
+        text += "," if position < len(written_facets) - 1 else "}"
+    return (text if written_facets else "{}"), spans
 
 
 def span_logprob(tokens: Sequence[TokenLogprob], start: int, end: int) -> float:
@@ -89,7 +99,7 @@ def decoded_confidences(engine: Engine, answers: Sequence[DecodedAnswer],
     twice keeps its first score. Answers generated with their tokens' log-probabilities (and
     written in the compact form) need no engine call; the rest are read back in one call, or
     get no scores from an engine that cannot read answers."""
-    rendered = [compact_answer(a.vocabulary, a.answer) for a in answers]
+    rendered = [compact_answer(a.vocabulary, a.answer, a.shape) for a in answers]
     read: list[Sequence[TokenLogprob] | None] = [
         a.tokens if a.tokens is not None and a.raw == text else None
         for a, (text, _) in zip(answers, rendered, strict=True)]

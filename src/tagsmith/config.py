@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tagsmith.answers import AnswerShape
 from tagsmith.engines.options import FakeOptions, OpenAIOptions, TransformersOptions, VLLMOptions
 from tagsmith.errors import ConfigError
 
@@ -79,12 +80,21 @@ class TaggingSettings(_Section):
     #: every decoded tag gets a confidence too (confidence.py: the probability of its tokens,
     #: scored after generation), on engines that can score; off saves that extra model pass
     decoded_confidence: bool = True
+    #: how answers are written (answers.py): "full" = every facet, an empty one as [];
+    #: "filled" = only the facets with a value, so empty facets cost no decoding steps;
+    #: "auto" = the shape the run's adapter was trained in (its manifest), else "full"
+    answer_shape: Literal["auto", "full", "filled"] = "auto"
     #: a vocabulary of one hierarchical facet (a category tree): "tree" = choose level by level
     #: among a node's children (tree_decoding.py), "flat" = one choice from the item's shortlist
     #: of whole paths (the default: measured better and 20x faster with the embedded model; README)
     hierarchy_decoding: Literal["tree", "flat"] = "flat"
     #: tree decoding: a node with more children offers the item only this many (nearest first)
     tree_max_children: int = Field(20, ge=2, le=200)
+
+    @property
+    def shape(self) -> AnswerShape:
+        """The answer shape these settings write ("auto" left unresolved by a plan: "full")."""
+        return "full" if self.answer_shape == "auto" else self.answer_shape
 
     @property
     def shortlist_threshold(self) -> int:

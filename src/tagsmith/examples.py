@@ -5,7 +5,7 @@ their shop uses, which facets are usually empty, how part numbers look. For ever
 `k` nearest labelled items of the same vocabulary (cosine similarity of all-MiniLM-L6-v2
 embeddings of title and description, the encoder tagsmith already ships) are handed to the
 template as `examples`, each with its gold answer written exactly as the schema allows
-(answers.target_answer). The item itself, or a copy of it (same id or same text), is never
+(answers.gold_answer, in the run's answer shape). The item itself, or a copy of it (same id or same text), is never
 its own example. Embeddings of an example file are computed once and cached by content.
 """
 
@@ -14,11 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from tagsmith.answers import target_answer
+from tagsmith.answers import AnswerShape, answer_json, gold_answer
 from tagsmith.config import TaggingSettings
 from tagsmith.embeddings import TextEncoder
 from tagsmith.gold import GoldItem, canonical_gold, load_dataset
@@ -30,12 +30,19 @@ from tagsmith.vocabulary import VocabularySet
 
 @dataclass(frozen=True)
 class Example:
-    """One demonstration as templates see it: `title`, `description` (shortened), `answer`."""
+    """One demonstration as templates see it: `title`, `description` (shortened), `answer`
+    (its gold answer as the model should write it: the full shape until `shaped`)."""
 
     id: str
     title: str
     description: str
     answer: str
+    #: the gold values per facet that `answer` writes
+    values: dict[str, list[str]] = field(default_factory=dict, compare=False, repr=False)
+
+    def shaped(self, shape: AnswerShape) -> Example:
+        """This example with its answer written in `shape` (the run's answer shape)."""
+        return self if shape == "full" else replace(self, answer=answer_json(self.values, shape))
 
 
 def _shown(item: Item, settings: TaggingSettings, description_chars: int) -> tuple[str, str]:
@@ -66,8 +73,9 @@ class ExampleIndex:
                 continue
             title, description = _shown(g.item, self.settings, description_chars)
             gold = canonical_gold(g.gold, vocabularies, g.item.category)
-            answer = target_answer(vocab, gold, f"{title}\n{description}")
-            self._by_vocab.setdefault(vocab.name, []).append(Example(g.item.id, title, description, answer))
+            values = gold_answer(vocab, gold, f"{title}\n{description}")
+            self._by_vocab.setdefault(vocab.name, []).append(
+                Example(g.item.id, title, description, answer_json(values), values))
             texts.setdefault(vocab.name, []).append(f"{title}\n{description}")
         self._vectors = {name: self._embed(t, cache) for name, t in texts.items()}
         self._keys = {name: [_key_text(e.title, e.description) for e in examples]

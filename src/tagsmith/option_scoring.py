@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tagsmith.answers import AnswerShape
 from tagsmith.config import TaggingSettings
 from tagsmith.embeddings import TextEncoder, shared_encoder
 from tagsmith.engines.base import Engine, ScoreRequest
@@ -54,11 +55,15 @@ def scorable(facet: Facet, max_options: int) -> bool:
             and 0 < len(facet.allowed) <= max_options)
 
 
-def answer_prefix(vocab: Vocabulary, answers: dict[str, list[str]], upto: int) -> str:
-    """The compact JSON answer up to facet `upto`'s key, earlier facets as `answers` has them."""
+def answer_prefix(vocab: Vocabulary, answers: dict[str, list[str]], upto: int,
+                  shape: AnswerShape = "full") -> str:
+    """The compact JSON answer up to facet `upto`'s key, earlier facets as `answers` has them
+    (in the filled shape, those without a value left out). The options are then scored as
+    `[value]` or `[]` in either shape: in the filled shape "no value" is really the key's
+    absence, which a single continuation cannot express, so `[]` stands in for it there."""
     compact = {"ensure_ascii": False, "separators": (",", ":")}
     parts = [f"{json.dumps(f.name, **compact)}:{json.dumps(answers.get(f.name, []), **compact)}"
-             for f in vocab.facets[:upto]]
+             for f in vocab.facets[:upto] if shape == "full" or answers.get(f.name)]
     key = json.dumps(vocab.facets[upto].name, ensure_ascii=False)
     return "{" + "".join(p + "," for p in parts) + key + ":"
 
@@ -143,7 +148,7 @@ class OptionScorer:
                  answers: dict[str, list[str]]) -> ScoreRequest:
         facet = vocab.facets[position]
         last = position == len(vocab.facets) - 1
-        return ScoreRequest(tuple(messages), answer_prefix(vocab, answers, position),
+        return ScoreRequest(tuple(messages), answer_prefix(vocab, answers, position, self.settings.shape),
                             tuple(continuation(o, last) for o in options(facet)), self.adapter)
 
     def _calibration(self, vocab: Vocabulary, position: int) -> list[float]:

@@ -17,6 +17,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from tagsmith.answers import AnswerShape
 from tagsmith.adapters import AUTO, NONE, AdapterChoice, choose_adapter, read_manifest
 from tagsmith.config import Settings, TaggingSettings, load_settings
 from tagsmith.engines import Engine, create_engine, reads_answers, resolve_engine_name
@@ -56,6 +57,8 @@ class RunSpec:
     option_scoring_max: int | None = None
     #: tags below this confidence are withheld (None: the adapter's tuned threshold, if any)
     min_confidence: float | None = None
+    #: "full", "filled" or "auto" (None: the settings'; auto = the adapter's shape, answers.py)
+    answer_shape: str | None = None
     #: each result carries the text span behind every tag (output only: not a tagging setting)
     evidence: bool = False
     #: how many items the run will tag, when known: 'auto' starts the quickest engine for a few
@@ -69,7 +72,8 @@ class RunSpec:
             "tagging": {"template": self.template, "shortlist_k": self.shortlist_k,
                         "examples": self.examples, "examples_k": self.examples_k,
                         "option_scoring": self.option_scoring,
-                        "option_scoring_max": self.option_scoring_max, "min_confidence": self.min_confidence}})
+                        "option_scoring_max": self.option_scoring_max, "min_confidence": self.min_confidence,
+                        "answer_shape": self.answer_shape}})
 
 
 @dataclass
@@ -87,10 +91,12 @@ class RunPlan:
     #: tags below this confidence are withheld: the settings' threshold, else the one tuned for
     #: the adapter (its manifest's `min_confidence`), else 0
     min_confidence: float = 0.0
+    #: how answers are written: the settings' shape, else the one the adapter was trained in
+    answer_shape: AnswerShape = "full"
 
     def tagging(self, settings: TaggingSettings) -> TaggingSettings:
         """`settings` with what the plan decided in place of what they left open."""
-        return settings.model_copy(update={"min_confidence": self.min_confidence})
+        return settings.model_copy(update={"min_confidence": self.min_confidence, "answer_shape": self.answer_shape})
 
 
 def choose_run_adapter(engine_name: str, model_spec: str | None, vocabularies: VocabularySet,
@@ -177,7 +183,23 @@ def plan_run(settings: Settings, vocabularies: VocabularySet, *, adapter: str | 
                      "pass --examples FILE (labelled items) to tag the way it was trained")
     reads = settings.tagging.decoded_confidence and reads_answers(name)
     return RunPlan(name, run_model, run_adapter, prompt, choice, notes,
-                   run_threshold(settings.tagging.min_confidence, choice, model_spec, vocabularies, reads, notes))
+                   run_threshold(settings.tagging.min_confidence, choice, model_spec, vocabularies, reads, notes),
+                   run_shape(settings.tagging.answer_shape, choice, notes))
+
+
+def run_shape(asked: str, choice: AdapterChoice, notes: list[str]) -> AnswerShape:
+    """The answer shape of a run: the one asked for, else the one its adapter was trained in
+    (its manifest's `answer_shape`; adapters from before the setting wrote the full shape).
+    An adapter asked to write another shape than it learnt gets a warning, as a template does."""
+    trained: AnswerShape | None = None
+    if choice.path:
+        trained = (read_manifest(choice.path) or {}).get("answer_shape", "full")
+    if asked == "auto":
+        return trained or "full"
+    if trained and asked != trained:
+        notes.append(f"warning: adapter {choice.name} was trained to write the {trained!r} answer shape, "
+                     f"not {asked!r}")
+    return asked  # type: ignore[return-value]
 
 
 def run_threshold(asked: float | None, choice: AdapterChoice, model_spec: str | None,

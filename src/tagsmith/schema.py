@@ -9,6 +9,10 @@ a per-item regex would have to be compiled again for every item.
 
 `uniqueItems` is left out on purpose: no decoder enforces it and llguidance (vLLM's
 fastest JSON backend) rejects a schema that has it; the parser removes duplicates instead.
+
+In the `filled` answer shape (answers.py) every facet is an optional property that is never
+an empty list: a facet with no value is left out, not written as `[]`. Properties keep the
+vocabulary's order either way, so the decoder still writes facets in a fixed order.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from tagsmith.answers import AnswerShape
 from tagsmith.vocabulary import Facet, Vocabulary
 
 
-def facet_schema(facet: Facet) -> dict[str, Any]:
+def facet_schema(facet: Facet, shape: AnswerShape = "full") -> dict[str, Any]:
     if facet.extractive:
         # No quotes/backslashes/newlines: keeps spans copyable and the JSON trivially valid.
         items: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": facet.max_length,
@@ -29,20 +34,20 @@ def facet_schema(facet: Facet) -> dict[str, Any]:
     else:
         items = {"type": "string", "enum": list(facet.surface_forms)}
     schema: dict[str, Any] = {"type": "array", "items": items, "maxItems": facet.max_values}
-    if facet.required:
+    if facet.required or shape == "filled":
         schema["minItems"] = 1
     if facet.description:
         schema["description"] = facet.description
     return schema
 
 
-def build_schema(vocabulary: Vocabulary) -> dict[str, Any]:
-    """The JSON schema of one complete answer for `vocabulary`."""
+def build_schema(vocabulary: Vocabulary, shape: AnswerShape = "full") -> dict[str, Any]:
+    """The JSON schema of one complete answer for `vocabulary` in answer shape `shape`."""
     return {
         "title": vocabulary.name,
         "type": "object",
-        "properties": {f.name: facet_schema(f) for f in vocabulary.facets},
-        "required": [f.name for f in vocabulary.facets],
+        "properties": {f.name: facet_schema(f, shape) for f in vocabulary.facets},
+        "required": [f.name for f in vocabulary.facets if shape == "full" or f.required],
         "additionalProperties": False,
     }
 
@@ -71,8 +76,8 @@ class AnswerSchema:
         return self._data if self._data is not None else json.loads(self.text)
 
     @classmethod
-    def for_vocabulary(cls, vocabulary: Vocabulary) -> AnswerSchema:
-        return cls.of(build_schema(vocabulary))
+    def for_vocabulary(cls, vocabulary: Vocabulary, shape: AnswerShape = "full") -> AnswerSchema:
+        return cls.of(build_schema(vocabulary, shape))
 
 
 def max_answer_tokens(vocabulary: Vocabulary, slack: float = 1.5) -> int:

@@ -120,7 +120,7 @@ class Tagger:
         self._needs_shortlist = {v.name for v in self.vocabularies
                                  if self.settings.shortlist_k and large_facets(v, above) and v.name not in self._trees}
         # whole-vocabulary schemas are built once; shortlisted ones per item (they are small)
-        self._schemas = {v.name: AnswerSchema.for_vocabulary(v) for v in self.vocabularies
+        self._schemas = {v.name: AnswerSchema.for_vocabulary(v, self.settings.shape) for v in self.vocabularies
                          if v.name not in self._needs_shortlist and v.name not in self._trees}
         self._budgets = {v.name: min(max_answer_tokens(v), self.settings.max_new_tokens)
                          for v in self.vocabularies}
@@ -166,14 +166,14 @@ class Tagger:
                     shown[id(p)] = small
             if self.examples is not None:
                 for p, found in zip(group, self.examples.nearest(name, [p.item for p in group]), strict=True):
-                    demos[id(p)] = found
+                    demos[id(p)] = [e.shaped(self.settings.shape) for e in found]
         for p in pending:
             assert p.vocabulary is not None
             vocab = shown.get(id(p), p.vocabulary)
             if vocab is p.vocabulary:
                 schema, budget = self._schemas[vocab.name], self._budgets[vocab.name]
             else:
-                schema = AnswerSchema.for_vocabulary(vocab)
+                schema = AnswerSchema.for_vocabulary(vocab, self.settings.shape)
                 budget = min(max_answer_tokens(vocab), self.settings.max_new_tokens)
             messages = self.template.messages(p.item, {"title": p.title, "description": p.description}, vocab,
                                               examples=demos.get(id(p), []))
@@ -293,7 +293,7 @@ class Tagger:
             assert p.vocabulary is not None and p.request is not None
             generated = p.generation
             jobs.append((DecodedAnswer(p.request.messages, p.vocabulary, p.answer, p.text, self.adapter,
-                                       raw=generated.text if generated else None,
+                                       shape=self.settings.shape, raw=generated.text if generated else None,
                                        tokens=generated.token_logprobs if generated else None),
                          {p.vocabulary.facets[i].name for i in scorer.facets(p.vocabulary)} if scorer else set()))
         found = _batch_or_each(lambda some: decoded_confidences(self.engine, [a for a, _ in some],

@@ -8,7 +8,8 @@ time, precisely the input/output format it was trained on.
 Gold is turned into a target the schema can produce: a single-valued facet takes the
 first gold value the vocabulary knows (several WDC gold values are alternatives), an
 extractive facet takes a gold value only if it occurs in the item text (the post-check
-would reject anything else), and no value is [].
+would reject anything else), and no value is [] (in the full answer shape; the filled shape
+leaves such a facet out: answers.py). The manifest records the shape, which tagging then uses.
 
 Adapters are saved as peft folders plus `manifest.json` (base model, template and
 vocabulary digests, data hash, settings, losses) so loading can refuse a mismatched base.
@@ -89,7 +90,8 @@ def build_examples(items: Sequence[GoldItem], vocabularies: VocabularySet, templ
     if demonstrations is not None:
         for vocab in vocabularies:
             group = [g.item for g in items if vocabularies.for_category(g.item.category) is vocab]
-            shown.update(zip([i.id for i in group], demonstrations.nearest(vocab.name, group), strict=True))
+            shown.update((i.id, [e.shaped(tagging.shape) for e in found]) for i, found in
+                         zip(group, demonstrations.nearest(vocab.name, group), strict=True))
     examples = []
     for g in items:
         vocab = vocabularies.for_category(g.item.category)
@@ -100,7 +102,7 @@ def build_examples(items: Sequence[GoldItem], vocabularies: VocabularySet, templ
                                      examples=shown.get(g.item.id, []))
         prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         gold = canonical_gold(g.gold, vocabularies, g.item.category)
-        answer = target_answer(vocab, gold, f"{title}\n{description}") + tokenizer.eos_token
+        answer = target_answer(vocab, gold, f"{title}\n{description}", tagging.shape) + tokenizer.eos_token
         p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         a_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
         if len(p_ids) + len(a_ids) > max_length:
@@ -256,7 +258,7 @@ def train(items: Sequence[GoldItem], vocabularies: VocabularySet, template: Prom
     result = TrainResult(str(out_path), total, losses, time.perf_counter() - start, len(examples))
     write_manifest(out_path, {
         "tagsmith_version": __version__, "base_model": location.model_id,
-        "template": template.name, "template_digest": template.digest,
+        "template": template.name, "template_digest": template.digest, "answer_shape": tagging.shape,
         # only the vocabularies it saw: one held out of training must not look "trained for"
         "vocabularies": {v.name: v.digest for v in seen_vocabularies(items, vocabularies)},
         "data_digest": data_digest(items),

@@ -43,6 +43,10 @@ from tagsmith.cli.options import MODEL_HELP, progress_option
 @click.option("--init-adapter", type=click.Path(path_type=Path), default=None, metavar="NAME|PATH",
               help="Continue training this LoRA adapter (a folder or a shipped adapter's name) (its rank and modules are kept), e.g. to teach "
                    "a shipped adapter to use worked examples.")
+@click.option("--answer-shape", type=click.Choice(["full", "filled"]), default=None,
+              help="How the target answers are written: every facet (full) or only those with a value "
+                   "(filled: tagging then decodes only the facets it fills). Default: the --init-adapter's "
+                   "shape, else full. Tagging with the adapter uses the shape it was trained in.")
 @click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=True, show_default=True,
               help="Recompute activations in the backward pass: slower steps, far less memory.")
 @click.option("--eval-limit", default=50, show_default=True, type=click.IntRange(0),
@@ -53,7 +57,7 @@ def train(data_path: Path, part: str, categories: tuple[str, ...], excluded: tup
           vocab: str, model: str | None, template: str | None,
           rank: int, alpha: int, target_modules: str, epochs: float, learning_rate: float, batch_size: int,
           max_length: int, max_steps: int | None, seed: int, examples_k: int, init_adapter: Path | None,
-          gradient_checkpointing: bool, eval_limit: int, progress: bool) -> None:
+          answer_shape: str | None, gradient_checkpointing: bool, eval_limit: int, progress: bool) -> None:
     """Fine-tune a LoRA adapter on gold tags (QLoRA on CUDA, plain LoRA on CPU).
 
     Examples are rendered through the same template the tagger uses and the target is the
@@ -83,7 +87,12 @@ def train(data_path: Path, part: str, categories: tuple[str, ...], excluded: tup
             raise InputError(f"{init_adapter}: not a LoRA adapter folder nor a shipped adapter's name "
                              f"({', '.join(shipped) or 'none shipped'}) (--init-adapter)")
         init_adapter = shipped[str(init_adapter)]
-    settings = load_settings(None, {"model": {"name": model}, "tagging": {"template": template}})
+    if answer_shape is None:
+        from tagsmith.adapters import read_manifest
+
+        answer_shape = ((read_manifest(init_adapter) or {}).get("answer_shape", "full") if init_adapter else "full")
+    settings = load_settings(None, {"model": {"name": model},
+                                    "tagging": {"template": template, "answer_shape": answer_shape}})
     vocabularies = resolve_vocabularies(vocab)
     prompt = load_template(settings.tagging.template)
     full = select_categories(load_dataset(data_path), categories, excluded)
@@ -114,7 +123,8 @@ def train(data_path: Path, part: str, categories: tuple[str, ...], excluded: tup
     engine_name, run_model, adapter = placement(settings.engine.name, settings.model.name,
                                                 str(Path(out_dir).resolve()), notes)
     say(*notes)
-    (run,) = llm_runs(engine_name, run_model, [LlmRun(adapter, prompt, demonstrations)], validation, vocabularies,
+    (run,) = llm_runs(engine_name, run_model, [LlmRun(adapter, prompt, demonstrations, answer_shape=settings.tagging.shape)],
+                      validation, vocabularies,
                       settings, progress=progress)
     record = validation_record(run, validation.name, len(validation.items))
     say(f"validation ({len(validation.items)} items): F1 {100 * run.scores.f1:.1f}")

@@ -30,11 +30,13 @@ def mentions(request: GenerationRequest) -> str:
     item_text = content[content.rfind("Product title:"):]  # not the listing of allowed values
     text = f" {' '.join(words(item_text))} "
     properties = request.schema.data.get("properties", {}) if request.schema else {}
+    required = set(request.schema.data.get("required", [])) if request.schema else set()
     answer = {}
     for name, spec in properties.items():
         allowed = spec.get("items", {}).get("enum", [])
         found = [v for v in allowed if words(v) and f" {' '.join(words(v))} " in text]
-        answer[name] = found[:spec.get("maxItems", 1)]
+        if found or name in required:  # an optional facet (the filled answer shape) is left out
+            answer[name] = found[:spec.get("maxItems", 1)]
     return json.dumps(answer)
 
 

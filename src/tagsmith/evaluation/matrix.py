@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tagsmith.answers import AnswerShape
 from tagsmith.config import Settings, TaggingSettings, load_settings
 from tagsmith.engines import Engine, create_engine
 from tagsmith.errors import InputError
@@ -112,10 +113,13 @@ class LlmRun:
     #: tags below this confidence are withheld (the plan's: the adapter's tuned threshold or the
     #: settings'); the run is then scored with it and, paired, without it
     min_confidence: float = 0.0
+    #: how answers are written (the plan's: the adapter's shape or the settings')
+    answer_shape: AnswerShape = "full"
 
     @property
-    def key(self) -> tuple[str | None, str, int, float]:
-        return self.adapter, self.prompt.name, self.examples.k if self.examples else 0, self.min_confidence
+    def key(self) -> tuple[str | None, str, int, float, str]:
+        return (self.adapter, self.prompt.name, self.examples.k if self.examples else 0, self.min_confidence,
+                self.answer_shape)
 
 
 def llm_runs(engine_name: str, model_spec: str | None, runs: Sequence[LlmRun], dataset: Dataset,
@@ -135,12 +139,13 @@ def llm_runs(engine_name: str, model_spec: str | None, runs: Sequence[LlmRun], d
         adapter, prompt, examples = r.adapter, r.prompt, r.examples
         # generated without a threshold (it is applied to the stored answers below), so that a
         # threshold never changes what is cached and one generation gives both figures
-        tagging = settings.tagging.model_copy(update={"min_confidence": 0.0, **(
+        tagging = settings.tagging.model_copy(update={"min_confidence": 0.0, "answer_shape": r.answer_shape, **(
             {"examples": None} if examples is None else
             {"examples": settings.tagging.examples, "examples_k": examples.k})})
         cfg = RunConfig(
             name=(f"{model_label(model_spec)}{'+' + Path(adapter).name if adapter else ''}"
-                  f"|{prompt.name}{f'+{examples.k}ex' if examples else ''}|{engine_name}"),
+                  f"|{prompt.name}{f'+{examples.k}ex' if examples else ''}"
+                  f"{'+filled' if r.answer_shape == 'filled' else ''}|{engine_name}"),
             kind="llm",
             settings={"model": model_spec, "template": prompt.name, "template_digest": prompt.digest,
                       "vocabularies": sorted(v.digest for v in vocabularies), "engine": engine_name,
@@ -248,7 +253,7 @@ def evaluate(plan: EvalPlan) -> Report:
                         notes.extend(n for n in p.notes if n not in notes)
                         runs = groups.setdefault((p.engine, p.model), {})
                         for prompt in prompts or [p.template]:
-                            r = LlmRun(p.adapter, prompt, index, p.min_confidence)
+                            r = LlmRun(p.adapter, prompt, index, p.min_confidence, p.answer_shape)
                             runs.setdefault(r.key, r)
         for (engine_name, model_spec), runs in groups.items():
             results.extend(llm_runs(engine_name, model_spec, list(runs.values()), dataset, vocabularies,
