@@ -111,3 +111,24 @@ def test_an_answer_read_back_gives_each_value_its_scored_probability(embedded_en
     for _, _, start, end in spans:
         (scored,) = embedded_engine.score([ScoreRequest(messages, text[:start], (text[start:end],))])[0]
         assert abs(span_logprob(tokens, start, end) - scored.logprob) < 1e-3 * max(1.0, abs(scored.logprob))
+
+
+def test_shipped_adapter_writes_only_the_facets_it_fills(embedded_engine):
+    """The shipped adapter is trained in the filled answer shape (answers.py): a run planned
+    for it sends the filled schema, and the real model's answers leave empty facets out, parse,
+    and give each written value a confidence."""
+    require_shared()
+    import tagsmith
+    from tagsmith.runtime import plan_run
+
+    vocabularies = resolve_vocabularies("wdc-pave")
+    plan = plan_run(tagsmith.load_settings(None, {"engine": {"name": "transformers"}}), vocabularies)
+    assert plan.answer_shape == "filled" and plan.adapter is not None
+    tagger = Tagger(embedded_engine, vocabularies, plan.template, plan.tagging(TaggingSettings(max_text_chars=400)),
+                    adapter=plan.adapter)
+    results = tagger.tag_batch(list(read_items(WDC_TRAIN))[:2])
+    for r in results:
+        assert r.error is None and r.raw and ":[]" not in r.raw, r.raw
+        assert_valid(r, vocabularies)
+        assert set(r.tags) <= set(json.loads(r.raw))
+        assert all(r.scores.get(f, {}).get(v) is not None for f, vs in r.tags.items() for v in vs), r.scores

@@ -178,7 +178,10 @@ class TransformersEngine(Engine):
 
     def _run(self, generator: Any, chunk: list[GenerationRequest], chat: Any) -> list[Generation]:
         max_tokens = max(r.max_tokens for r in chunk)
-        with self._torch.inference_mode():
+        # llguidance applies its token mask through a torch.compile'd function, whose first call
+        # compiles for seconds in every new process: more than a few items' whole generation,
+        # and the eager function applies the same mask at the same speed afterwards
+        with self._torch.inference_mode(), self._torch.compiler.set_stance("force_eager"):
             texts = generator.batch([chat(list(r.messages)) for r in chunk], max_new_tokens=max_tokens,
                                     do_sample=False)
         out = []
