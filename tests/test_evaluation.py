@@ -153,7 +153,7 @@ def test_eval_cli_reports_and_gate(fake_llm, tmp_path):
     assert r.exit_code == 0, r.output
     # by default the shipped adapter for this model + vocabulary runs, with its own template, and
     # 3 worked examples from the train split (the items the baseline trains on)
-    run_name = "embedded+wdc-pave-smollm2|compact+3ex|fake"
+    run_name = "embedded+wdc-pave-smollm2|compact+3ex+filled|fake"
     assert run_name in r.output and "tfidf-svm baseline" in r.output
     assert "worked examples from the train split" in r.output
     assert f"vs {run_name}: delta F1" in r.output
@@ -184,7 +184,7 @@ def test_eval_default_shows_train_split_examples_and_picks_the_adapter_trained_w
     assert scored and shown_ids - scored  # train items shown as examples...
     assert not (shown_ids - scored) & set(split(load_dataset(data), "validation").ids)  # ...never validation
     r = CliRunner().invoke(main, [*args, "--examples", "none"])
-    assert r.exit_code == 0 and "embedded+wdc-pave-smollm2|compact|fake" in r.output
+    assert r.exit_code == 0 and "embedded+wdc-pave-smollm2|compact+filled|fake" in r.output
     r = CliRunner().invoke(main, [*args, "--examples", str(tmp_path / "missing.jsonl")])
     assert r.exit_code == 2 and "no such file" in r.output
 
