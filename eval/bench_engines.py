@@ -20,7 +20,7 @@ import argparse
 import time
 from pathlib import Path
 
-from tagsmith.adapters import choose_adapter, read_manifest
+from tagsmith.adapters import choose_adapter, trained_shape
 from tagsmith.engines.base import GenerationRequest
 from tagsmith.items import read_items
 from tagsmith.model_store import merge_adapter, resolve_model
@@ -74,7 +74,7 @@ def main() -> None:
     base = resolve_model("embedded")
     model, adapter = base.path, choose_adapter(args.adapter, base.model_id, vocabularies).path
     # answers written as the adapter was trained to write them (merged, the run has no adapter to ask)
-    shape = (read_manifest(adapter) or {}).get("answer_shape", "full") if adapter else "full"
+    shape = trained_shape(adapter) if adapter else "full"
     if args.merge and adapter:
         model, adapter = merge_adapter(base, adapter).path, None
     print(f"{len(items)} offers, template {args.template}, adapter {args.adapter}{' merged' * args.merge}, "

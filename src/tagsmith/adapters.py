@@ -32,6 +32,12 @@ def adapter_dirs() -> list[Path]:
     return [d for d in (here / "adapters", here.parents[1] / "adapters") if d.is_dir()]
 
 
+def trained_shape(folder: str | Path) -> str:
+    """The answer shape (answers.py) the adapter in `folder` was trained to write; adapters from
+    before the manifest recorded it wrote the full shape."""
+    return str((read_manifest(folder) or {}).get("answer_shape", "full"))
+
+
 def read_manifest(folder: str | Path) -> dict[str, Any] | None:
     path = Path(folder) / MANIFEST
     if not path.is_file():

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tagsmith.answers import AnswerShape
-from tagsmith.adapters import AUTO, NONE, AdapterChoice, choose_adapter, read_manifest
+from tagsmith.adapters import AUTO, NONE, AdapterChoice, choose_adapter, read_manifest, trained_shape
 from tagsmith.config import Settings, TaggingSettings, load_settings
 from tagsmith.engines import Engine, create_engine, reads_answers, resolve_engine_name
 from tagsmith.errors import InputError
@@ -193,7 +193,7 @@ def run_shape(asked: str, choice: AdapterChoice, notes: list[str]) -> AnswerShap
     An adapter asked to write another shape than it learnt gets a warning, as a template does."""
     trained: AnswerShape | None = None
     if choice.path:
-        trained = (read_manifest(choice.path) or {}).get("answer_shape", "full")
+        trained = trained_shape(choice.path)  # type: ignore[assignment]
     if asked == "auto":
         return trained or "full"
     if trained and asked != trained:

@@ -88,9 +88,9 @@ def train(data_path: Path, part: str, categories: tuple[str, ...], excluded: tup
                              f"({', '.join(shipped) or 'none shipped'}) (--init-adapter)")
         init_adapter = shipped[str(init_adapter)]
     if answer_shape is None:
-        from tagsmith.adapters import read_manifest
+        from tagsmith.adapters import trained_shape
 
-        answer_shape = ((read_manifest(init_adapter) or {}).get("answer_shape", "full") if init_adapter else "full")
+        answer_shape = trained_shape(init_adapter) if init_adapter else "full"
     settings = load_settings(None, {"model": {"name": model},
                                     "tagging": {"template": template, "answer_shape": answer_shape}})
     vocabularies = resolve_vocabularies(vocab)
