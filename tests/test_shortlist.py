@@ -121,3 +121,25 @@ def test_real_encoder_finds_the_value_a_text_means_without_naming_it(tmp_path):
              "Orthopedic memory foam bed for large breeds"]
     picks = [c["Category"] for c in lister.candidates(vocab, texts)]
     assert "Kitchen > Knives" in picks[0] and "Garden > Hoses" in picks[1] and "Pets > Dog Beds" in picks[2], picks
+
+
+def test_a_shortlisted_facet_short_enough_is_answered_by_option_scoring(shortlister, template):
+    """Each item's own shortlist is what option scoring ranks: its options are the item's
+    candidates (different per item), and the answer and its scores stay inside them."""
+    vocab = parse_vocabulary({"name": "colors", "facets": [
+        {"name": "Color", "required": True, "values": COLORS[:-1] + [{"value": "Crimson Red", "aliases": ["scarlet"]}]}]})
+    from tagsmith.engines import fake
+
+    def scores(request):  # the model prefers whatever the item's list offers last
+        return [-1.0 if i == len(request.continuations) - 1 else -5.0 for i in range(len(request.continuations))]
+
+    engine = fake.FakeEngine(answer="{}", scores=scores)
+    settings = TaggingSettings(shortlist_k=5, shortlist_above=100, option_scoring_max=5,
+                               option_calibration=False, option_prior_weight=0.0, decoded_confidence=False)
+    tagger = Tagger(engine, vocab, template, settings, shortlister=shortlister)
+    navy, crimson = tagger.tag_batch([Item("1", "Navy blue shirt"), Item("2", "Crimson red mug, scarlet")])
+    shown = [c["Color"] for c in shortlister.candidates(vocab, ["Navy blue shirt", "Crimson red mug, scarlet"])]
+    assert navy.tags == {"Color": [shown[0][-1]]} and crimson.tags == {"Color": [shown[1][-1]]}
+    assert set(navy.scores["Color"]) <= set(shown[0]) and set(crimson.scores["Color"]) <= set(shown[1])
+    assert shown[0] != shown[1]
+    assert engine.requests == []  # every facet scored: nothing generated

@@ -114,6 +114,7 @@ def embedding_prior(item_vectors: Any, value_vectors: Any, temperature: float) -
 #: eval harness builds one per batch), these are not.
 _CONTENT_FREE: dict[tuple[Any, ...], list[float]] = {}
 _OPTION_VECTORS: dict[tuple[str, str, str], Any] = {}
+_CACHE_MAX = 20_000
 
 
 class OptionScorer:
@@ -140,6 +141,10 @@ class OptionScorer:
             return []
         return found if self.settings.option_scoring != "off" else []
 
+    def facet_names(self, vocab: Vocabulary) -> set[str]:
+        """Names of the facets of `vocab` this scorer answers."""
+        return {vocab.facets[i].name for i in self.facets(vocab)}
+
     def covers(self, vocab: Vocabulary) -> bool:
         """Every facet is scored, so no generation is needed at all."""
         return len(self.facets(vocab)) == len(vocab.facets)
@@ -151,50 +156,62 @@ class OptionScorer:
         return ScoreRequest(tuple(messages), answer_prefix(vocab, answers, position, self.settings.shape),
                             tuple(continuation(o, last) for o in options(facet)), self.adapter)
 
-    def _calibration(self, vocab: Vocabulary, position: int) -> list[float]:
-        facet = vocab.facets[position]
-        key = (self.engine.name, self.engine.model_id, self.adapter, self.template.digest, vocab.digest, facet.name)
-        if key not in _CONTENT_FREE:
+    def _calibrations(self, vocabs: Sequence[Vocabulary], position: int) -> list[list[float]]:
+        """Each vocabulary's content-free scores of facet `position`'s options; the ones not
+        seen before in this process are scored in one engine call."""
+        keys = [(self.engine.name, self.engine.model_id, self.adapter, self.template.digest, v.digest,
+                 v.facets[position].name) for v in vocabs]
+        missing = {k: v for k, v in zip(keys, vocabs, strict=True) if k not in _CONTENT_FREE}
+        if missing:
             item = Item("content-free", CONTENT_FREE_TITLE, "")
-            messages = self.template.messages(item, {"title": CONTENT_FREE_TITLE, "description": ""}, vocab)
-            scores = self.engine.score([self._request(messages, vocab, position, {})])[0]
-            _CONTENT_FREE[key] = [s.constrained for s in scores]
-        return _CONTENT_FREE[key]
+            requests = [self._request(self.template.messages(item, {"title": CONTENT_FREE_TITLE, "description": ""}, v),
+                                      v, position, {}) for v in missing.values()]
+            _remember(_CONTENT_FREE, zip(missing, ([s.constrained for s in row] for row in self.engine.score(requests)),
+                                         strict=True))
+        return [_CONTENT_FREE[k] for k in keys]
 
-    def _prior(self, vocab: Vocabulary, position: int, jobs: Sequence[ScoringJob]) -> Any:
-        """(len(jobs), len(options)) weighted log prior, 0 where it is uniform or off. Each
-        item's text is embedded once, however many of its facets are scored."""
+    def _priors(self, position: int, jobs: Sequence[ScoringJob]) -> list[Any]:
+        """Per job, the weighted log prior over its facet's options (0 where it is uniform or
+        off). Each item's text is embedded once however many of its facets are scored, and
+        each vocabulary's options once per process."""
         import numpy as np
 
-        facet = vocab.facets[position]
         if self.settings.option_prior_weight == 0:
-            return np.zeros((len(jobs), len(options(facet))))
-        key = (self.encoder.name, vocab.digest, facet.name)
-        if key not in _OPTION_VECTORS:
-            _OPTION_VECTORS[key] = option_vectors(self.encoder, facet)
+            return [np.zeros(len(options(j.vocabulary.facets[position]))) for j in jobs]
+        keys = [(self.encoder.name, j.vocabulary.digest, j.vocabulary.facets[position].name) for j in jobs]
+        missing = {k: j.vocabulary.facets[position] for k, j in zip(keys, jobs, strict=True)
+                   if k not in _OPTION_VECTORS}
+        if missing:
+            texts = [value_texts(f) for f in missing.values()]
+            vectors = self.encoder.encode([t for ts in texts for t in ts])
+            bounds = np.cumsum([0, *(len(ts) for ts in texts)])
+            _remember(_OPTION_VECTORS, ((k, vectors[a:b]) for k, a, b in zip(missing, bounds[:-1], bounds[1:], strict=True)))
         todo = [j for j in jobs if j.vector is None]
         for job, vector in zip(todo, self.encoder.encode([j.text for j in todo]) if todo else [], strict=True):
             job.vector = vector
-        log_p = embedding_prior(np.stack([j.vector for j in jobs]), _OPTION_VECTORS[key],
-                                self.settings.option_prior_temperature)
-        if not facet.required:
-            log_p = np.concatenate([log_p, np.zeros((len(jobs), 1))], axis=1)
-        return self.settings.option_prior_weight * log_p
+        out = []
+        for key, job in zip(keys, jobs, strict=True):
+            log_p = embedding_prior(job.vector[None, :], _OPTION_VECTORS[key], self.settings.option_prior_temperature)[0]
+            if not job.vocabulary.facets[position].required:
+                log_p = np.append(log_p, 0.0)
+            out.append(self.settings.option_prior_weight * log_p)
+        return out
 
     def choose(self, jobs: Sequence[ScoringJob], position: int) -> list[FacetChoice]:
-        """Answer facet `position` for every job (all of one vocabulary, in one engine call)."""
+        """Answer facet `position` for every job, in one engine call. Jobs may have vocabularies
+        of their own (an item's shortlist of a large facet) with the same facets in the same
+        order."""
         if not jobs:
             return []
-        vocab = jobs[0].vocabulary
-        facet = vocab.facets[position]
-        opts = options(facet)
-        raw = self.engine.score([self._request(j.messages, vocab, position, j.answers) for j in jobs])
-        calibration = (self._calibration(vocab, position) if self.settings.option_calibration
-                       else [0.0] * len(opts))
-        prior = self._prior(vocab, position, jobs)
+        raw = self.engine.score([self._request(j.messages, j.vocabulary, position, j.answers) for j in jobs])
+        vocabs = [j.vocabulary for j in jobs]
+        calibrations = (self._calibrations(vocabs, position) if self.settings.option_calibration
+                        else [[0.0] * len(options(v.facets[position])) for v in vocabs])
         out = []
-        for row, (job, scores) in enumerate(zip(jobs, raw, strict=True)):
-            final = [s.constrained - (c if o != NO_VALUE else 0.0) + float(prior[row, k])
+        for job, scores, calibration, prior in zip(jobs, raw, calibrations, self._priors(position, jobs), strict=True):
+            facet = job.vocabulary.facets[position]
+            opts = options(facet)
+            final = [s.constrained - (c if o != NO_VALUE else 0.0) + float(prior[k])
                      for k, (o, s, c) in enumerate(zip(opts, scores, calibration, strict=True))]
             probs = softmax(final)
             ranked = sorted(zip(opts, probs, strict=True), key=lambda x: -x[1])
@@ -207,6 +224,15 @@ class OptionScorer:
             out.append(FacetChoice(None if best == NO_VALUE else best,
                                    {o: round(p, 4) for o, p in ranked if p >= 0.001}))
         return out
+
+
+def _remember(cache: dict[tuple[Any, ...], Any], entries: Any) -> None:
+    """Add to a process cache, emptied first when full: items with a shortlist of their own
+    each bring a vocabulary, so a long run would otherwise grow it without bound."""
+    entries = list(entries)
+    if len(cache) + len(entries) > _CACHE_MAX:
+        cache.clear()
+    cache.update(entries)
 
 
 @dataclass

@@ -26,8 +26,18 @@ from tagsmith.vocabulary import Facet, Vocabulary
 MAX_NGRAM = 6  # longest value (in words) found by exact match
 
 
+#: Bumped whenever `value_text` changes, so cached value embeddings are computed anew.
+VALUE_TEXT_VERSION = 2
+
+
 def value_text(facet: Facet, value: str, aliases: Sequence[str] = (), description: str | None = None) -> str:
-    """What is embedded for a value: the facet gives short values ("Red", "12") their sense."""
+    """What is embedded for a value: the facet gives short values ("Red", "12") their sense. A
+    path of a hierarchy is written leaf first, its ancestors after it in parentheses
+    ("Dresses (Apparel & Accessories > Clothing)"), so that what tells siblings apart leads
+    rather than the ancestors they share (README, "A product taxonomy", has the comparison)."""
+    steps = facet.path(value)
+    if len(steps) > 1:
+        value = f"{steps[-1]} ({facet.join(steps[:-1])})"
     text = f"{facet.name}: {value}"
     if aliases:
         text += f" ({', '.join(aliases)})"
@@ -74,7 +84,7 @@ class Shortlister:
     def index(self, vocab: Vocabulary) -> dict[str, _FacetIndex]:
         facets = large_facets(vocab, self.above)
         names = "|".join(f.name for f in facets)
-        key = hashlib.sha256(f"{vocab.digest}|{self.encoder.name}|{names}".encode()).hexdigest()[:20]
+        key = hashlib.sha256(f"{vocab.digest}|{self.encoder.name}|{names}|{VALUE_TEXT_VERSION}".encode()).hexdigest()[:20]
         if key in self._indexes:
             return self._indexes[key]
         import numpy as np

@@ -87,6 +87,8 @@ class _Prepared:
     #: the generated answer as a JSON object (facet -> values), where it parsed
     answer: dict[str, list[str]] = field(default_factory=dict)
     generation: Generation | None = None
+    #: the vocabulary the model was shown: `vocabulary`, or the item's shortlist of it
+    shown: Vocabulary | None = None
 
 
 class Tagger:
@@ -169,7 +171,7 @@ class Tagger:
                     demos[id(p)] = [e.shaped(self.settings.shape) for e in found]
         for p in pending:
             assert p.vocabulary is not None
-            vocab = shown.get(id(p), p.vocabulary)
+            vocab = p.shown = shown.get(id(p), p.vocabulary)
             if vocab is p.vocabulary:
                 schema, budget = self._schemas[vocab.name], self._budgets[vocab.name]
             else:
@@ -191,7 +193,7 @@ class Tagger:
         pending = [p for p in prepared if p.result is None and p.request is not None]
         scorer = self.option_scorer
         # vocabularies whose every facet is answered by option scoring need no generation
-        decode = [p for p in pending if scorer is None or not scorer.covers(p.vocabulary)]  # type: ignore[arg-type]
+        decode = [p for p in pending if scorer is None or not scorer.covers(p.shown)]  # type: ignore[arg-type]
         generations = self.engine.generate([p.request for p in decode]) if decode else []  # type: ignore[misc]
         for p, gen in zip(decode, generations, strict=True):
             assert p.vocabulary is not None
@@ -292,10 +294,10 @@ class Tagger:
         for p in prepared:
             assert p.vocabulary is not None and p.request is not None
             generated = p.generation
-            jobs.append((DecodedAnswer(p.request.messages, p.vocabulary, p.answer, p.text, self.adapter,
+            jobs.append((DecodedAnswer(p.request.messages, p.shown or p.vocabulary, p.answer, p.text, self.adapter,
                                        shape=self.settings.shape, raw=generated.text if generated else None,
                                        tokens=generated.token_logprobs if generated else None),
-                         {p.vocabulary.facets[i].name for i in scorer.facets(p.vocabulary)} if scorer else set()))
+                         scorer.facet_names(p.shown or p.vocabulary) if scorer else set()))
         found = _batch_or_each(lambda some: decoded_confidences(self.engine, [a for a, _ in some],
                                                                 [s for _, s in some]), jobs)
         for p, scores in zip(prepared, found, strict=True):
@@ -308,16 +310,19 @@ class Tagger:
 
     def _score_options(self, scorer: OptionScorer, prepared: list[_Prepared], scored_only: set[int]) -> None:
         """Answer each short facet by option scoring, facet by facet in vocabulary order (a
-        facet's prefix holds the answers before it), one engine call per vocabulary and facet."""
-        groups: dict[str, list[tuple[_Prepared, ScoringJob]]] = {}
+        facet's prefix holds the answers before it), one engine call per vocabulary and facet.
+        Items shown a shortlist are scored on its values; those of one vocabulary whose
+        shortlists leave the same facets short enough to score share the calls."""
+        groups: dict[tuple[str, tuple[int, ...]], list[tuple[_Prepared, ScoringJob]]] = {}
         for p in prepared:
             assert p.vocabulary is not None and p.request is not None
-            if scorer.facets(p.vocabulary):
-                job = ScoringJob(p.request.messages, p.vocabulary, p.text, dict(p.answer))
-                groups.setdefault(p.vocabulary.name, []).append((p, job))
-        for group in groups.values():
+            shown = p.shown or p.vocabulary
+            if positions := tuple(scorer.facets(shown)):
+                job = ScoringJob(p.request.messages, shown, p.text, dict(p.answer))
+                groups.setdefault((shown.name, positions), []).append((p, job))
+        for (_, positions), group in groups.items():
             vocab = group[0][1].vocabulary
-            for position in scorer.facets(vocab):
+            for position in positions:
                 facet = vocab.facets[position]
                 live = [(p, j) for p, j in group if p.result is not None and p.result.error is None]
                 choices = _batch_or_each(lambda some, at=position: scorer.choose(some, at), [j for _, j in live])
