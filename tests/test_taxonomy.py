@@ -57,6 +57,28 @@ def test_tree_decoding_walks_down_and_may_stop_at_an_inner_node(template):
     assert r.tags == {"Category": ["Apparel"]}
 
 
+def test_ranked_decoding_scores_whole_paths_of_the_item_shortlist(template, tmp_path):
+    from test_shortlist import HashEncoder
+
+    from tagsmith.shortlist import Shortlister
+
+    facet_vocab = parse_vocabulary(TREE)
+    eng = tree_engine({"Apparel > Shirts > Polos": -0.2, "Apparel": -0.1, "Garden > Seeds": -3.0})
+    settings = NO_PRIOR.model_copy(update={"hierarchy_decoding": "ranked"})
+    (r,) = Tagger(eng, facet_vocab, template, settings).tag_batch([Item("1", "pique polo shirt")])
+    assert r.tags == {"Category": ["Apparel"]} and r.error is None  # a small tree: every path, inner ones too
+    assert eng.requests == [] and len(eng.score_requests) == 1
+    assert sorted(option_of(c) for c in eng.score_requests[0].continuations) == sorted(facet_vocab.facets[0].allowed)
+    # a tree larger than ranked_k: the item's k nearest paths are the options, and one of them the answer
+    eng = tree_engine({"Garden > Seeds": -0.1})
+    lister = Shortlister(k=50, above=500, encoder=HashEncoder(), cache=tmp_path)
+    tagger = Tagger(eng, facet_vocab, template, settings.model_copy(update={"ranked_k": 3}), shortlister=lister)
+    (r,) = tagger.tag_batch([Item("1", "garden seeds for tomatoes")])
+    offered = [option_of(c) for c in eng.score_requests[0].continuations]
+    assert len(offered) == 3 and "Garden > Seeds" in offered and NO_VALUE not in offered
+    assert r.tags == {"Category": ["Garden > Seeds"]} and 0 < r.scores["Category"]["Garden > Seeds"] <= 1
+
+
 def test_flat_decoding_stays_available(template):
     eng = fake.FakeEngine(answer=json.dumps({"Category": ["Garden > Seeds"]}))
     settings = NO_PRIOR.model_copy(update={"hierarchy_decoding": "flat", "option_scoring": "off"})

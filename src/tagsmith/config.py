@@ -84,10 +84,13 @@ class TaggingSettings(_Section):
     #: "filled" = only the facets with a value, so empty facets cost no decoding steps;
     #: "auto" = the shape the run's adapter was trained in (its manifest), else "full"
     answer_shape: Literal["auto", "full", "filled"] = "auto"
-    #: a vocabulary of one hierarchical facet (a category tree): "tree" = choose level by level
-    #: among a node's children (tree_decoding.py), "flat" = one choice from the item's shortlist
-    #: of whole paths (the default: measured better and 20x faster with the embedded model; README)
-    hierarchy_decoding: Literal["tree", "flat"] = "flat"
+    #: a vocabulary of one hierarchical facet (a category tree): "ranked" = the item's
+    #: `ranked_k` nearest whole paths by sentence embedding, each scored by the model and fused
+    #: with that similarity (tree_decoding.py); "flat" = one generated choice from the item's
+    #: shortlist of paths; "tree" = level by level among a node's children (README compares them)
+    hierarchy_decoding: Literal["ranked", "tree", "flat"] = "ranked"
+    #: ranked decoding: how many paths the model ranks
+    ranked_k: int = Field(10, ge=2, le=100)
     #: tree decoding: a node with more children offers the item only this many (nearest first)
     tree_max_children: int = Field(20, ge=2, le=200)
 

@@ -25,7 +25,7 @@ from tagsmith.parsing import parse_answer
 from tagsmith.prompts import PromptTemplate
 from tagsmith.schema import AnswerSchema, max_answer_tokens
 from tagsmith.shortlist import Shortlister, large_facets
-from tagsmith.tree_decoding import TreeDecoder
+from tagsmith.tree_decoding import RankedDecoder, TreeDecoder
 from tagsmith.vocabulary import Vocabulary, VocabularySet
 
 if TYPE_CHECKING:
@@ -114,10 +114,10 @@ class Tagger:
         #: labelled items shown to the model as worked examples (None: zero-shot prompts)
         self.examples = examples
         self._shortlister = shortlister
-        # category trees chosen level by level (tree_decoding.py) need no schema of their own
-        self._trees = {v.name for v in self.vocabularies if self.settings.hierarchy_decoding == "tree"
+        # category trees chosen level by level or ranked (tree_decoding.py) need no schema of their own
+        self._trees = {v.name for v in self.vocabularies if self.settings.hierarchy_decoding in ("tree", "ranked")
                        and len(v.facets) == 1 and v.facets[0].hierarchy is not None}
-        self._tree_decoder: TreeDecoder | None = None
+        self._tree_decoder: TreeDecoder | RankedDecoder | None = None
         above = self.settings.shortlist_threshold
         self._needs_shortlist = {v.name for v in self.vocabularies
                                  if self.settings.shortlist_k and large_facets(v, above) and v.name not in self._trees}
@@ -264,12 +264,15 @@ class Tagger:
             r.ids = attributes.ids(r.tags)
 
     def _decode_trees(self, prepared: list[_Prepared]) -> None:
-        """Items of category-tree vocabularies: their path, chosen level by level."""
+        """Items of category-tree vocabularies: their path, chosen level by level or ranked
+        among their shortlist of paths."""
         if not prepared:
             return
         if self._tree_decoder is None:
-            self._tree_decoder = TreeDecoder(self.engine, self.template, self.settings, self.adapter,
-                                             self.settings.tree_max_children)
+            self._tree_decoder = (
+                RankedDecoder(self.engine, self.template, self.settings, self.adapter, self.settings.ranked_k)
+                if self.settings.hierarchy_decoding == "ranked" else
+                TreeDecoder(self.engine, self.template, self.settings, self.adapter, self.settings.tree_max_children))
         by_vocab: dict[str, list[_Prepared]] = {}
         for p in prepared:
             assert p.vocabulary is not None
@@ -278,7 +281,17 @@ class Tagger:
             vocab = group[0].vocabulary
             assert vocab is not None
             facet = vocab.facets[0]
-            answers = self._tree_decoder.decode(facet, [p.item for p in group], [p.text for p in group])
+            if isinstance(self._tree_decoder, RankedDecoder):
+                texts = [p.text for p in group]
+                if len(facet.allowed) <= self.settings.ranked_k:  # a small tree: every path is ranked
+                    found = [list(facet.allowed) for _ in group]
+                else:
+                    k = self.settings.ranked_k
+                    lister = Shortlister(k, k, encoder=self.shortlister.encoder, cache=self.shortlister.cache)
+                    found = [c[facet.name] for c in lister.candidates(vocab, texts)]
+                answers = self._tree_decoder.decode(facet, [p.item for p in group], found)
+            else:
+                answers = self._tree_decoder.decode(facet, [p.item for p in group], [p.text for p in group])
             for p, answer in zip(group, answers, strict=True):
                 value = facet.join(answer.path) if answer.path else None
                 p.result = TagResult(p.item.id, {facet.name: [value] if value else []}, vocabulary=vocab.name,
