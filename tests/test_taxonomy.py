@@ -76,7 +76,11 @@ def test_ranked_decoding_scores_whole_paths_of_the_item_shortlist(template, tmp_
     (r,) = tagger.tag_batch([Item("1", "garden seeds for tomatoes")])
     offered = [option_of(c) for c in eng.score_requests[0].continuations]
     assert len(offered) == 3 and "Garden > Seeds" in offered and NO_VALUE not in offered
-    assert r.tags == {"Category": ["Garden > Seeds"]} and 0 < r.scores["Category"]["Garden > Seeds"] <= 1
+    assert r.tags == {"Category": ["Garden > Seeds"]} and 0 < r.scores["Category"]["Garden > Seeds"] < 1
+    # the run's threshold applies to the chosen path like any tag
+    unsure = Tagger(eng, facet_vocab, template, settings.model_copy(update={"ranked_k": 3, "min_confidence": 0.999}),
+                    shortlister=lister).tag(Item("1", "garden seeds for tomatoes"))
+    assert unsure.tags == {} and [x["value"] for x in unsure.rejected] == ["Garden > Seeds"]
 
 
 def test_flat_decoding_stays_available(template):

@@ -219,8 +219,8 @@ class Tagger:
             self._score_options(scorer, [p for p in pending if p.result is not None and p.result.error is None],
                                 scored_only={id(p) for p in pending if p not in decode})
         threshold = self.settings.min_confidence or 0.0
-        if threshold > 0:
-            for p in pending:
+        if threshold > 0:  # category trees' answers too (their decoders keep every answer)
+            for p in prepared:
                 if p.result is not None and p.result.error is None:
                     p.result.tags, withheld = withhold(p.result.tags, p.result.scores, threshold)
                     p.result.rejected.extend(withheld)

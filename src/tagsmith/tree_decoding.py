@@ -66,7 +66,8 @@ class TreeDecoder:
         # each step is a short closed choice: scored whole where the engine scores
         self.settings = settings.model_copy(update={
             "option_scoring": "closed" if settings.option_scoring != "off" else "off",
-            "option_scoring_max": max(settings.option_scoring_max, max_children), "shortlist_k": 0})
+            "option_scoring_max": max(settings.option_scoring_max, max_children), "shortlist_k": 0,
+            "min_confidence": 0.0})  # each step answers; the tagger applies the threshold to the path
         self.adapter = adapter
         self.max_children = max_children
         self._children: dict[str, dict[tuple[str, ...], list[str]]] = {}
@@ -157,7 +158,7 @@ class RankedDecoder:
         self.settings = settings.model_copy(update={
             "option_scoring": "closed" if settings.option_scoring != "off" else "off",
             "option_scoring_max": max(settings.option_scoring_max, k), "option_calibration": False,
-            "shortlist_k": 0})
+            "shortlist_k": 0, "min_confidence": 0.0})  # the tagger applies the threshold to the path
         self.adapter = adapter
         self.k = k
 
