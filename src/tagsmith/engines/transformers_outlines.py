@@ -1,9 +1,11 @@
 """transformers + outlines: the engine that runs anywhere torch runs (CPU included).
 
-outlines compiles a JSON schema into a token-level automaton once; compiling is the slow
-part, so compiled generators are kept per schema text and reused across batches.
-Requests are grouped by (schema, adapter) and run in chunks of `batch_size` with left
-padding, which is what outlines' batch generation expects.
+With llguidance (the default structured backend) answers are decoded by tagsmith's own loop
+(guided.py), which fast-forwards the tokens the schema forces and keeps every token's
+log-probability. With the other backends outlines compiles a JSON schema into a token-level
+automaton once; compiling is the slow part, so compiled generators are kept per schema text
+and reused across batches. Requests are grouped by (schema, adapter) and run in chunks of
+`batch_size` with left padding, which is what outlines' batch generation expects.
 """
 
 from __future__ import annotations
@@ -36,6 +38,27 @@ WHITESPACE = ""
 BACKENDS = ("outlines_core", "llguidance", "xgrammar")
 
 
+def _transformers_without_sklearn() -> None:
+    """Tell transformers, before its generation code first loads, that scikit-learn is absent.
+
+    transformers imports scikit-learn's metrics (over a second of a one-product run's start-up)
+    only for assisted generation's adaptive threshold, which tagsmith never uses; scikit-learn
+    itself stays importable (the eval baseline uses it). Once transformers' generation module
+    is loaded this changes nothing."""
+    import sys
+
+    if "transformers.generation" in sys.modules:
+        return
+    import transformers.utils
+    import transformers.utils.import_utils
+
+    def absent() -> bool:
+        return False
+
+    transformers.utils.is_sklearn_available = absent
+    transformers.utils.import_utils.is_sklearn_available = absent
+
+
 class TransformersEngine(Engine):
     name = "transformers"
     can_score = True
@@ -44,6 +67,7 @@ class TransformersEngine(Engine):
     def __init__(self, model: str | None = None, *, dtype: str = "auto", batch_size: int = 8,
                  threads: int = 0, device: str | None = None, cache_size: int = 16,
                  seed: int = 0, structured_backend: str = "auto", score_contexts: int = 32) -> None:
+        _transformers_without_sklearn()
         import torch
 
         if threads:
@@ -59,6 +83,7 @@ class TransformersEngine(Engine):
         self._contexts: OrderedDict[tuple[str | None, tuple[int, ...]], tuple[Any, Any]] = OrderedDict()
         self._context_slots = max(0, score_contexts)
         self._structured: Any = None  # the outlines backend, built on first use
+        self._decoder: Any = None  # guided.GuidedDecoder, built on first use
         if structured_backend == "auto":
             # llguidance where installed (a dependency), else outlines-core: faster with identical
             # answers in `python eval/bench_structured_backends.py`, and the only one that compiles
@@ -81,7 +106,6 @@ class TransformersEngine(Engine):
     def _load(path: str, dtype: str, device: str, is_local: bool) -> tuple[Any, Any]:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
-
         kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}
         if not is_local:
             kwargs["local_files_only"] = os.environ.get("HF_HUB_OFFLINE") == "1"
@@ -161,12 +185,26 @@ class TransformersEngine(Engine):
         yield
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        """Requests with a schema, under the llguidance backend, go through tagsmith's own
+        decoding loop (guided.py: forced tokens fast-forwarded, each token's log-probability
+        kept), batched per adapter whatever their schemas; the rest through outlines, grouped
+        by (schema, adapter)."""
         from outlines.inputs import Chat
 
         results: list[Generation | None] = [None] * len(requests)
         groups: dict[tuple[AnswerSchema | None, str | None], list[int]] = {}
+        guided: dict[str | None, list[int]] = {}
         for i, r in enumerate(requests):
-            groups.setdefault((r.schema, r.adapter), []).append(i)
+            if r.schema is not None and self.structured_backend == "llguidance":
+                guided.setdefault(r.adapter, []).append(i)
+            else:
+                groups.setdefault((r.schema, r.adapter), []).append(i)
+        for adapter, indices in guided.items():
+            with self._adapter(adapter):
+                for start in range(0, len(indices), self.batch_size):
+                    chunk = indices[start:start + self.batch_size]
+                    for i, gen in zip(chunk, self._guided([requests[i] for i in chunk]), strict=True):
+                        results[i] = gen
         for (schema, adapter), indices in groups.items():
             generator = self._generator(schema)
             with self._adapter(adapter):
@@ -175,6 +213,21 @@ class TransformersEngine(Engine):
                     for i, gen in zip(chunk, self._run(generator, [requests[i] for i in chunk], Chat), strict=True):
                         results[i] = gen
         return [r for r in results if r is not None]
+
+    def _guided(self, chunk: list[GenerationRequest]) -> list[Generation]:
+        if self._decoder is None:
+            from tagsmith.engines.guided import GuidedDecoder
+
+            self._decoder = GuidedDecoder(self._hf_model, self._tokenizer)
+        prompts = [self._tokenizer.apply_chat_template(list(r.messages), tokenize=False, add_generation_prompt=True)
+                   for r in chunk]
+        try:
+            outputs = self._decoder.generate(prompts, [r.schema.data for r in chunk],  # type: ignore[union-attr]
+                                             [r.max_tokens for r in chunk])
+        except ValueError as exc:
+            raise EngineError(str(exc)) from None
+        return [Generation(text=o.text, completion_tokens=len(o.token_ids), finish_reason=o.finish_reason,
+                           token_logprobs=o.token_logprobs) for o in outputs]
 
     def _run(self, generator: Any, chunk: list[GenerationRequest], chat: Any) -> list[Generation]:
         max_tokens = max(r.max_tokens for r in chunk)
@@ -285,6 +338,7 @@ class TransformersEngine(Engine):
     def close(self) -> None:
         self._cache.clear()
         self._contexts.clear()
+        self._decoder = None
         self._structured = None
         self._outlines_model = None
         self._hf_model = None
