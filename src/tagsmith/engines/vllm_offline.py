@@ -36,20 +36,37 @@ def cpu_list() -> str:
     return ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
 
 
+def _cpu_kv_cache_gib() -> int:
+    """Key/value cache for vllm-cpu: a sixth of this machine's memory, 1 to 4 GiB. vllm-cpu
+    sizes it from VLLM_CPU_KVCACHE_SPACE alone; too small a cache caps how many answers run at
+    once (a batch of 512 WDC-PAVE prompts ran faster with 4 GiB than with 1, and no faster with
+    8: README, Engines)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        return 1
+    return int(min(4, max(1, total // 6)))
+
+
 class VLLMEngine(Engine):
     name = "vllm"
     can_score = True
     reads_answers = True
 
-    def __init__(self, model: str | None = None, *, dtype: str = "auto", batch_size: int = 64,
+    def __init__(self, model: str | None = None, *, dtype: str = "auto", batch_size: int = 512,
                  max_model_len: int = 4096, gpu_memory_utilization: float | None = None,
                  structured_backend: str = DEFAULT_STRUCTURED_BACKEND, enable_lora: bool = True,
                  max_lora_rank: int = 64, seed: int = 0, generation_logprobs: bool = True,
-                 **llm_options: Any) -> None:
+                 cpu_kv_cache_gib: int | None = None, **llm_options: Any) -> None:
         """`llm_options` go to `vllm.LLM` as they are (for callers building the engine in code;
         settings files may only set the options in engines/options.py). `generation_logprobs`:
         each generation carries its tokens' unmasked log-probabilities (vllm_worker.py), so
-        decoded tags get their confidence without reading the answer back."""
+        decoded tags get their confidence without reading the answer back. `cpu_kv_cache_gib`:
+        vllm-cpu's key/value cache (None: $VLLM_CPU_KVCACHE_SPACE, else `cpu_kv_cache_gib()`).
+
+        `batch_size` is large because vLLM keeps its own batch full (continuous batching): the
+        more answers one call holds, the less of it is spent waiting for the longest ones to end
+        (README, Engines, has the figures)."""
         # vLLM logs every start-up step at INFO; a tagging CLI should show progress, not that.
         # And to stderr: its default, stdout, would mix log lines into `tagsmith tag`'s JSON.
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
@@ -59,7 +76,9 @@ class VLLMEngine(Engine):
             from vllm import LLM
         except ImportError as exc:
             raise EngineError(f"the vllm engine needs vLLM installed (pip install 'tagsmith[vllm]'): {exc}") from None
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+        if cpu_kv_cache_gib is not None:
+            os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(cpu_kv_cache_gib)
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(_cpu_kv_cache_gib()))
         if not torch.cuda.is_available():
             # vllm-cpu's "auto" binding leaves a small machine's worker one core (2 cores: 1.7x
             # slower tagging than binding both); use every core this process may run on.
