@@ -134,3 +134,23 @@ def test_fake_engine_mentions_answers_from_the_item_text_only():
     tagged, untagged = tagger.tag_batch([Item("1", f"a {first.lower()}, nice pan"), Item("2", "a pan")])
     assert tagged.tags.get(color["name"]) == [first]
     assert not any(untagged.tags.values())
+
+
+@pytest.mark.parametrize(("memory_gib", "cache_gib"), [(4, 1), (8, 1), (16, 2), (24, 4), (256, 4)])
+def test_vllm_cpu_key_value_cache_is_sized_to_the_machine(monkeypatch, memory_gib, cache_gib):
+    import os
+
+    from tagsmith.engines import vllm_offline
+
+    pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": memory_gib * 2**30 // 4096}
+    monkeypatch.setattr(os, "sysconf", lambda name: pages[name])
+    assert vllm_offline._cpu_kv_cache_gib() == cache_gib
+
+
+def test_vllm_options_take_a_key_value_cache_size(kitchen, tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('[engine.vllm]\ncpu_kv_cache_gib = 0\n')
+    with pytest.raises(ConfigError, match=r"cpu_kv_cache_gib"):
+        tagsmith.load_settings(config)
+    config.write_text('[engine.vllm]\ncpu_kv_cache_gib = 6\n')
+    assert tagsmith.load_settings(config).engine.vllm.cpu_kv_cache_gib == 6
