@@ -5,7 +5,8 @@ facet answered by decoding (extractive spans, long or multi-valued lists) has no
 rank. Here each value's confidence is the probability of its tokens, from its opening quote
 to the delimiter after it (the model's decision to stop the value there), given the prompt
 and the answer before it. Engines that report the model's own token log-probabilities while
-generating (`Generation.token_logprobs`: vLLM, see engines/vllm_worker.py) give it for free;
+generating (`Generation.token_logprobs`: vLLM, see engines/vllm_worker.py, and the transformers
+engine's own decoding loop, engines/guided.py) give it for free;
 otherwise the whole answer is read back through the model once (`Engine.answer_logprobs`,
 one forward pass over prompt and answer). In the full answer shape a facet left empty gets
 the probability of its `[]`, the decision to leave it empty; in the filled shape an empty
