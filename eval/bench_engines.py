@@ -55,13 +55,12 @@ def bench(engine_name: str, items, warmup, model: str, template: str, adapter: s
         # an unconstrained model need not stop where the schema stops it, and a longer answer is
         # not the mask's cost.
         constrained = tagger.requests(items)
-        outs, secs = timed(lambda: engine.generate(constrained))
-        lengths = [max(1, o.completion_tokens) for o in outs]
-        free = [GenerationRequest(r.messages, None, n, r.adapter) for r, n in zip(constrained, lengths, strict=True)]
-        for label, batch in (("constrained", constrained), ("unconstrained", free)):
-            if label == "unconstrained":
-                outs, secs = timed(lambda b=batch: engine.generate(b))
-            row[f"{label}_items_per_s"] = len(batch) / secs
+        runs = {"constrained": timed(lambda: engine.generate(constrained))}
+        free = [GenerationRequest(r.messages, None, max(1, o.completion_tokens), r.adapter)
+                for r, o in zip(constrained, runs["constrained"][0], strict=True)]
+        runs["unconstrained"] = timed(lambda: engine.generate(free))
+        for label, (outs, secs) in runs.items():
+            row[f"{label}_items_per_s"] = len(outs) / secs
             row[f"{label}_out_tokens_per_s"] = sum(o.completion_tokens for o in outs) / secs
     engine.close()
     return row

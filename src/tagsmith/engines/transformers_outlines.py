@@ -106,6 +106,7 @@ class TransformersEngine(Engine):
     def _load(path: str, dtype: str, device: str, is_local: bool) -> tuple[Any, Any]:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+
         kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}
         if not is_local:
             kwargs["local_files_only"] = os.environ.get("HF_HUB_OFFLINE") == "1"

