@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from tagsmith.engines.base import TokenLogprob, generated_spans
 
@@ -81,14 +82,13 @@ class GuidedDecoder:
         return matcher
 
     def generate(self, prompts: Sequence[str], schemas: Sequence[dict[str, Any]],
-                 max_tokens: Sequence[int], model: Any | None = None) -> list[GuidedOutput]:
-        """Answer each chat-formatted prompt under its schema; `model` is the module to run
-        (a peft wrapper around the same weights, say), by default the decoder's model."""
-        import torch
+                 max_tokens: Sequence[int]) -> list[GuidedOutput]:
+        """Answer each chat-formatted prompt under its schema, in one batch. (A peft adapter
+        injected into the model in place is applied: it is the same module.)"""
         from transformers import DynamicCache
 
-        model = model if model is not None else self.model
-        device = next(self.model.parameters()).device
+        model = self.model
+        device = next(model.parameters()).device
         rows = [_Row(self._matcher(s), m) for s, m in zip(schemas, max_tokens, strict=True)]
         encoded = [self.tokenizer.encode(p, add_special_tokens=False) for p in prompts]
         width = max(len(e) for e in encoded)
@@ -141,7 +141,7 @@ class GuidedDecoder:
             if len(candidates) == 0:
                 row.done, row.finish = True, "stop"
                 return
-            chosen = int(candidates[int(logprobs[candidates].float().argmax())])
+            chosen = int(candidates[int(logprobs[torch.as_tensor(candidates, device=logprobs.device)].argmax())])
             if chosen == self._eos:
                 row.done = True
                 return
