@@ -42,7 +42,8 @@ def test_answers_equal_outlines_with_the_same_masks(embedded_engine):
     assert embedded_engine.structured_backend == "llguidance"
     batch = embedded_engine.generate(REQUESTS)  # one guided batch, four schemas
     for request, got in zip(REQUESTS, batch, strict=True):
-        expected = embedded_engine._run(embedded_engine._generator(request.schema), [request], Chat)[0]
+        with embedded_engine._adapter(None):  # the bare model, whatever adapter another test loaded
+            expected = embedded_engine._run(embedded_engine._generator(request.schema), [request], Chat)[0]
         assert got.text == expected.text
         json.loads(got.text)
         assert got.finish_reason == "stop"
