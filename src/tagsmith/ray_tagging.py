@@ -53,7 +53,8 @@ class RaySettings:
     gpus_per_actor: float = 0.0
     #: CPUs per actor; None = one each, less where the cluster is too small for that
     cpus_per_actor: float | None = None
-    #: rows per actor call; 0 = the engine's own batch size
+    #: rows per actor call; 0 = 32 (small blocks are written soon; a vLLM actor keeps its batch
+    #: fuller with more, README, Engines)
     batch_size: int = 0
     #: an existing cluster ('auto' = the one `ray start` made here), else a local Ray starts
     address: str | None = None
