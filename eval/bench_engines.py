@@ -1,7 +1,7 @@
 """Benchmark engines on the same offers: items/s, and the ratios that matter.
 
     python eval/bench_engines.py [--n 200] [--engines vllm,transformers] [--template default]
-                                 [--adapter none|NAME|PATH [--merge]] [--data PATH]
+                                 [--adapter none|NAME|PATH [--merge]] [--data PATH] [--batch-size N]
 
 Tags the first N offers of WDC-PAVE train_large (all categories, the built-in wdc-pave
 vocabularies) with each engine, after one warm-up batch that is not timed (schema
@@ -39,9 +39,9 @@ def timed(fn):
 
 
 def bench(engine_name: str, items, warmup, model: str, template: str, adapter: str | None,
-          shape: str) -> dict[str, float]:
+          shape: str, batch_size: int | None = None) -> dict[str, float]:
     spec = RunSpec(vocab="wdc-pave", model=model, engine=engine_name, adapter=adapter or "none", template=template,
-                   answer_shape=shape)
+                   answer_shape=shape, batch_size=batch_size)
     built, load_s = timed(lambda: build_tagger(spec))
     tagger, engine = built.tagger, built.tagger.engine
     tagger.tag_batch(warmup)
@@ -74,6 +74,8 @@ def main() -> None:
     ap.add_argument("--adapter", default="none", help="none (bare model), a shipped adapter's name or a folder")
     ap.add_argument("--merge", action="store_true", help="run the adapter merged into the weights")
     ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--batch-size", type=int, default=None,
+                    help="items per engine call for every engine [default: each engine's own]")
     args = ap.parse_args()
     offers = list(read_items(args.data))
     items, warmup = offers[:args.n], offers[-8:]
@@ -88,7 +90,7 @@ def main() -> None:
           f"{shape} answers", flush=True)
     rows = {}
     for name in args.engines.split(","):
-        rows[name] = bench(name, items, warmup, model, args.template, adapter, shape)
+        rows[name] = bench(name, items, warmup, model, args.template, adapter, shape, args.batch_size)
         print(name, {k: round(v, 3) for k, v in rows[name].items()}, flush=True)
     if "vllm" in rows and "transformers" in rows:
         print(f"vllm/transformers items/s: {rows['vllm']['items_per_s'] / rows['transformers']['items_per_s']:.1f}x")
