@@ -62,7 +62,7 @@ def test_token_logprobs_equal_a_forward_pass_over_the_answer(embedded_engine):
     decoder = GuidedDecoder(model, tok)
     prompts = [tok.apply_chat_template(list(r.messages), tokenize=False, add_generation_prompt=True)
                for r in REQUESTS]
-    outputs = decoder.generate(prompts, [r.schema.data for r in REQUESTS], [r.max_tokens for r in REQUESTS])
+    outputs = decoder.generate(prompts, [r.schema for r in REQUESTS], [r.max_tokens for r in REQUESTS])
     for prompt, out in zip(prompts, outputs, strict=True):
         assert out.token_logprobs is not None and len(out.token_logprobs) == len(out.token_ids)
         assert "".join(out.text[t.start:t.end] for t in out.token_logprobs) == out.text

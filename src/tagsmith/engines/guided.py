@@ -29,6 +29,13 @@ import numpy as np
 import torch
 
 from tagsmith.engines.base import TokenLogprob, generated_spans
+from tagsmith.schema import AnswerSchema
+
+
+def llguidance_schema(schema: AnswerSchema) -> str:
+    """The schema as llguidance reads it: no whitespace between tokens (compact answers), said
+    llguidance's way; key order kept, since it is the order facets are written in."""
+    return json.dumps({**schema.data, "x-guidance": {"whitespace_flexible": False}})
 
 
 @dataclass
@@ -65,23 +72,21 @@ class GuidedDecoder:
         self._grammars: dict[str, str] = {}
         self._cache_size = cache_size
 
-    def _matcher(self, schema: dict[str, Any]) -> Any:
+    def _matcher(self, schema: AnswerSchema) -> Any:
         import llguidance
 
-        # no whitespace between tokens: compact answers, said llguidance's way
-        key = json.dumps({**schema, "x-guidance": {"whitespace_flexible": False}})  # key order is answer order
-        grammar = self._grammars.get(key)
+        grammar = self._grammars.get(schema.text)
         if grammar is None:
-            grammar = llguidance.LLMatcher.grammar_from_json_schema(key)
+            grammar = llguidance.LLMatcher.grammar_from_json_schema(llguidance_schema(schema))
             if len(self._grammars) >= self._cache_size:
                 self._grammars.pop(next(iter(self._grammars)))
-            self._grammars[key] = grammar
+            self._grammars[schema.text] = grammar
         matcher = llguidance.LLMatcher(self._lltok, grammar)
         if matcher.is_error():
             raise ValueError(f"the answer schema cannot be compiled: {matcher.get_error()}")
         return matcher
 
-    def generate(self, prompts: Sequence[str], schemas: Sequence[dict[str, Any]],
+    def generate(self, prompts: Sequence[str], schemas: Sequence[AnswerSchema],
                  max_tokens: Sequence[int]) -> list[GuidedOutput]:
         """Answer each chat-formatted prompt under its schema, in one batch. (A peft adapter
         injected into the model in place is applied: it is the same module.)"""

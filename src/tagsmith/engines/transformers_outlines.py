@@ -11,7 +11,6 @@ and reused across batches. Requests are grouped by (schema, adapter) and run in 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import warnings
 from pathlib import Path
@@ -136,8 +135,9 @@ class TransformersEngine(Engine):
         else:
             backend = self._backend()
             if self.structured_backend == "llguidance":  # no whitespace between tokens, said llguidance's way
-                no_space = json.dumps({**schema.data, "x-guidance": {"whitespace_flexible": False}})
-                processor = backend.get_json_schema_logits_processor(no_space)
+                from tagsmith.engines.guided import llguidance_schema
+
+                processor = backend.get_json_schema_logits_processor(llguidance_schema(schema))
             else:
                 processor = backend.get_json_schema_logits_processor(schema.text, whitespace_pattern=WHITESPACE)
             generator = SteerableGenerator.from_processor(self._outlines_model, processor)
@@ -193,25 +193,21 @@ class TransformersEngine(Engine):
         from outlines.inputs import Chat
 
         results: list[Generation | None] = [None] * len(requests)
-        groups: dict[tuple[AnswerSchema | None, str | None], list[int]] = {}
-        guided: dict[str | None, list[int]] = {}
+        # (guided, schema, adapter): a guided batch mixes schemas, each row has its own matcher
+        groups: dict[tuple[bool, AnswerSchema | None, str | None], list[int]] = {}
         for i, r in enumerate(requests):
-            if r.schema is not None and self.structured_backend == "llguidance":
-                guided.setdefault(r.adapter, []).append(i)
+            guided = r.schema is not None and self.structured_backend == "llguidance"
+            groups.setdefault((guided, None if guided else r.schema, r.adapter), []).append(i)
+        for (guided, schema, adapter), indices in groups.items():
+            if guided:
+                run = self._guided
             else:
-                groups.setdefault((r.schema, r.adapter), []).append(i)
-        for adapter, indices in guided.items():
+                generator = self._generator(schema)
+                run = lambda chunk, g=generator: self._run(g, chunk, Chat)  # noqa: E731
             with self._adapter(adapter):
                 for start in range(0, len(indices), self.batch_size):
                     chunk = indices[start:start + self.batch_size]
-                    for i, gen in zip(chunk, self._guided([requests[i] for i in chunk]), strict=True):
-                        results[i] = gen
-        for (schema, adapter), indices in groups.items():
-            generator = self._generator(schema)
-            with self._adapter(adapter):
-                for start in range(0, len(indices), self.batch_size):
-                    chunk = indices[start:start + self.batch_size]
-                    for i, gen in zip(chunk, self._run(generator, [requests[i] for i in chunk], Chat), strict=True):
+                    for i, gen in zip(chunk, run([requests[i] for i in chunk]), strict=True):
                         results[i] = gen
         return [r for r in results if r is not None]
 
@@ -223,7 +219,7 @@ class TransformersEngine(Engine):
         prompts = [self._tokenizer.apply_chat_template(list(r.messages), tokenize=False, add_generation_prompt=True)
                    for r in chunk]
         try:
-            outputs = self._decoder.generate(prompts, [r.schema.data for r in chunk],  # type: ignore[union-attr]
+            outputs = self._decoder.generate(prompts, [r.schema for r in chunk],  # type: ignore[misc]
                                              [r.max_tokens for r in chunk])
         except ValueError as exc:
             raise EngineError(str(exc)) from None
