@@ -87,8 +87,8 @@ def embedding(test: Dataset, encoder: TextEncoder) -> list[str | None]:
         facet = test.vocabularies.for_category(g.item.category).facets[0]
         if facet.name not in by_facet:
             by_facet[facet.name] = option_vectors(encoder, facet)
-        prior = embedding_prior(v[None, :], by_facet[facet.name], 1.0)
-        out.append(facet.allowed[int(prior[0].argmax())])
+        prior = embedding_prior(by_facet[facet.name] @ v, 1.0)
+        out.append(facet.allowed[int(prior.argmax())])
     return out
 
 

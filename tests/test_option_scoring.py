@@ -119,11 +119,12 @@ def test_engine_that_cannot_score_decodes(template):
 
 
 def test_embedding_prior_is_zero_when_uniform_and_favours_the_closer_option():
-    values = np.eye(3, dtype=np.float32)
-    uniform = embedding_prior(np.full((1, 3), 1 / math.sqrt(3), dtype=np.float32), values, 0.05)
+    uniform = embedding_prior(np.full(3, 1 / math.sqrt(3), dtype=np.float32), 0.05)
     assert np.allclose(uniform, 0.0, atol=1e-5)
-    near_second = embedding_prior(np.array([[0.1, 0.9, 0.1]], dtype=np.float32), values, 0.05)
-    assert near_second.argmax() == 1 and near_second[0, 1] > 0 > near_second[0, 0]
+    near_second = embedding_prior(np.array([0.1, 0.9, 0.1], dtype=np.float32), 0.05)
+    assert near_second.argmax() == 1 and near_second[1] > 0 > near_second[0]
+    # a sharper temperature pushes the farther options further down
+    assert embedding_prior(np.array([0.1, 0.9, 0.1]), 0.02)[0] < near_second[0]
 
 
 def test_prior_breaks_a_model_tie(template):

@@ -143,3 +143,19 @@ def test_a_shortlisted_facet_short_enough_is_answered_by_option_scoring(shortlis
     assert set(navy.scores["Color"]) <= set(shown[0]) and set(crimson.scores["Color"]) <= set(shown[1])
     assert shown[0] != shown[1]
     assert engine.requests == []  # every facet scored: nothing generated
+
+
+def test_depth_penalty_ranks_shallower_paths_first(tmp_path):
+    """Each level below the top costs `depth_penalty` of similarity: 1.0 a level puts the top
+    node first; the scores are the cosine less the penalty."""
+    enc = HashEncoder()
+    plain = Shortlister(k=3, above=100, encoder=enc, cache=tmp_path).scored_candidates(big_vocab(), ["room 7 shelf 3"])
+    steep = Shortlister(k=3, above=100, encoder=enc, cache=tmp_path, depth_penalty=1.0).scored_candidates(
+        big_vocab(), ["room 7 shelf 3"])
+    assert plain[0]["Category"][0][0].count(" > ") == 2  # the nearest path is a leaf
+    assert steep[0]["Category"][0][0] == "Home"
+    assert [v for v, _ in steep[0]["Category"][1:]] == [v for v, _ in steep[0]["Category"][1:] if v.count(" > ") == 1]
+    scores = [s for _, s in plain[0]["Category"]]
+    assert scores == sorted(scores, reverse=True) and -1.0 <= scores[-1] <= scores[0] <= 1.0
+    # flat facets are not penalized
+    assert [v for v, _ in steep[0]["Color"]] == [v for v, _ in plain[0]["Color"]]

@@ -18,7 +18,8 @@ from tagsmith.vocabulary import parse_vocabulary, resolve_vocabularies
 TREE = {"name": "shop", "facets": [{"name": "Category", "hierarchy": {"separator": " > "}, "values": [
     "Apparel > Dresses", "Apparel > Shirts > T-Shirts", "Apparel > Shirts > Polos", "Garden > Hoses",
     "Garden > Seeds"]}]}
-NO_PRIOR = TaggingSettings(option_prior_weight=0.0, option_calibration=False, hierarchy_decoding="tree")
+NO_PRIOR = TaggingSettings(option_prior_weight=0.0, ranked_prior_weight=0.0, option_calibration=False,
+                           hierarchy_decoding="tree")
 
 
 def option_of(continuation_text: str) -> str:
@@ -81,6 +82,42 @@ def test_ranked_decoding_scores_whole_paths_of_the_item_shortlist(template, tmp_
     unsure = Tagger(eng, facet_vocab, template, settings.model_copy(update={"ranked_k": 3, "min_confidence": 0.999}),
                     shortlister=lister).tag(Item("1", "garden seeds for tomatoes"))
     assert unsure.tags == {} and [x["value"] for x in unsure.rejected] == ["Garden > Seeds"]
+
+
+class WordEncoder:
+    """Bag of words over the hand-made tree's words: similarities a test can work out."""
+
+    name = "tree-words"
+    WORDS = ["category", "apparel", "dresses", "shirts", "t-shirts", "polos", "garden", "hoses", "seeds"]
+
+    def encode(self, texts, progress=False):
+        import re
+
+        import numpy as np
+
+        out = np.zeros((len(texts), len(self.WORDS)), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for w in re.findall(r"[a-z-]+", text.lower()):
+                if w in self.WORDS:
+                    out[i, self.WORDS.index(w)] += 1
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+
+@pytest.mark.parametrize(("penalty", "expected"), [(0.0, "Apparel > Shirts > Polos"), (0.2, "Apparel")])
+def test_ranked_prior_is_the_path_similarity_less_the_depth_penalty(template, tmp_path, penalty, expected):
+    """A model that likes every path alike leaves the answer to the prior: "apparel polos" is
+    nearest "Polos (Apparel > Shirts)" (cosine 0.71 against 0.50 for "Apparel"), but two levels
+    at 0.2 each cost it more than that."""
+    from tagsmith.shortlist import Shortlister
+
+    lister = Shortlister(k=50, above=500, encoder=WordEncoder(), cache=tmp_path)
+    settings = TaggingSettings(option_calibration=False, ranked_k=3, hierarchy_depth_penalty=penalty)
+    eng = tree_engine({})
+    (r,) = Tagger(eng, parse_vocabulary(TREE), template, settings, shortlister=lister).tag_batch(
+        [Item("1", "apparel polos")])
+    assert r.tags == {"Category": [expected]} and r.error is None
+    offered = [option_of(c) for c in eng.score_requests[0].continuations]
+    assert offered[0] == "Apparel" and len(offered) == 3  # mentioned word for word: listed first
 
 
 def test_flat_decoding_stays_available(template):

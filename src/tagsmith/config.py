@@ -91,6 +91,16 @@ class TaggingSettings(_Section):
     hierarchy_decoding: Literal["ranked", "tree", "flat"] = "ranked"
     #: ranked decoding: how many paths the model ranks
     ranked_k: int = Field(10, ge=2, le=100)
+    #: ranked decoding: weight and temperature of the path similarity (leaf first, less the depth
+    #: penalty) fused with the model's scores of the ranked paths, as `option_prior_*` for options
+    ranked_prior_weight: float = Field(2.0, ge=0)
+    ranked_prior_temperature: float = Field(0.02, gt=0)
+    #: a category tree's paths ranked by sentence embedding (shortlists, the ranked decoder's
+    #: prior): each level below the top costs this much cosine similarity, so a product goes to
+    #: the deeper category only where its text is clearly nearer it than to the one above (the
+    #: nearest path alone runs deeper than a title supports: "Wetsuit Boots" for a desert boot;
+    #: README, "A product taxonomy"). 0 = the nearest path at any depth
+    hierarchy_depth_penalty: float = Field(0.01, ge=0, le=1)
     #: tree decoding: a node with more children offers the item only this many (nearest first)
     tree_max_children: int = Field(20, ge=2, le=200)
 

@@ -20,7 +20,9 @@ corrections, both switchable in `[tagging]`:
   (its facet, value, aliases and description, as shortlists embed them) with the sentence
   encoder tagsmith ships, softmaxed over the options at `option_prior_temperature` and
   added with weight `option_prior_weight` (0 = the model alone). A uniform prior adds
-  nothing, and the empty answer gets the uniform share.
+  nothing, and the empty answer gets the uniform share. A caller that has its own
+  similarities (the ranked decoder of a category tree: paths embedded leaf first, less a
+  depth penalty) passes them instead (`ScoringJob.similarities`).
 
 The softmax of the final scores over the options is the confidence of each answer.
 """
@@ -98,15 +100,14 @@ def option_vectors(encoder: TextEncoder, facet: Facet) -> Any:
     return encoder.encode(value_texts(facet))
 
 
-def embedding_prior(item_vectors: Any, value_vectors: Any, temperature: float) -> Any:
-    """log(n * softmax(cosine / temperature)) over the values: 0 for a uniform prior, so the
-    prior only moves options apart where the text is closer to some of them."""
+def embedding_prior(cosines: Any, temperature: float) -> Any:
+    """log(n * softmax(cosine / temperature)) over one item's n values: 0 for a uniform prior,
+    so the prior only moves options apart where the text is closer to some of them."""
     import numpy as np
 
-    logits = (item_vectors @ value_vectors.T) / temperature
-    logits -= logits.max(axis=1, keepdims=True)
-    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-    return log_p + math.log(value_vectors.shape[0])
+    logits = np.asarray(cosines, dtype=np.float64) / temperature
+    logits -= logits.max()
+    return logits - np.log(np.exp(logits).sum()) + math.log(len(logits))
 
 
 #: Content-free scores per (engine, adapter, template, vocabulary, facet) and option embeddings
@@ -180,18 +181,20 @@ class OptionScorer:
             return [np.zeros(len(options(j.vocabulary.facets[position]))) for j in jobs]
         keys = [(self.encoder.name, j.vocabulary.digest, j.vocabulary.facets[position].name) for j in jobs]
         missing = {k: j.vocabulary.facets[position] for k, j in zip(keys, jobs, strict=True)
-                   if k not in _OPTION_VECTORS}
+                   if k not in _OPTION_VECTORS and j.similarities is None}
         if missing:
             texts = [value_texts(f) for f in missing.values()]
             vectors = self.encoder.encode([t for ts in texts for t in ts])
             bounds = np.cumsum([0, *(len(ts) for ts in texts)])
             _remember(_OPTION_VECTORS, ((k, vectors[a:b]) for k, a, b in zip(missing, bounds[:-1], bounds[1:], strict=True)))
-        todo = [j for j in jobs if j.vector is None]
+        todo = [j for j in jobs if j.vector is None and j.similarities is None]
         for job, vector in zip(todo, self.encoder.encode([j.text for j in todo]) if todo else [], strict=True):
             job.vector = vector
         out = []
         for key, job in zip(keys, jobs, strict=True):
-            log_p = embedding_prior(job.vector[None, :], _OPTION_VECTORS[key], self.settings.option_prior_temperature)[0]
+            cosines = (np.asarray(job.similarities, dtype=np.float64) if job.similarities is not None
+                       else _OPTION_VECTORS[key] @ job.vector)
+            log_p = embedding_prior(cosines, self.settings.option_prior_temperature)
             if not job.vocabulary.facets[position].required:
                 log_p = np.append(log_p, 0.0)
             out.append(self.settings.option_prior_weight * log_p)
@@ -247,3 +250,6 @@ class ScoringJob:
     answers: dict[str, list[str]]
     #: embedding of `text`, computed on first need
     vector: Any = None
+    #: the caller's similarity of the item to each value of the scored facet (in `allowed`
+    #: order), used for the prior instead of embedding the values (one-facet vocabularies)
+    similarities: Sequence[float] | None = None

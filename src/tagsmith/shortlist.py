@@ -59,6 +59,7 @@ class _FacetIndex:
     values: list[str]  # canonical allowed values, row order of `vectors`
     vectors: Any  # numpy (n, dim)
     exact: dict[str, list[int]]  # folded surface form (words joined by space) -> rows
+    depths: Any = None  # numpy (n,): each path's steps, for a hierarchy; None for a flat facet
 
 
 def large_facets(vocab: Vocabulary, above: int) -> list[Facet]:
@@ -67,14 +68,17 @@ def large_facets(vocab: Vocabulary, above: int) -> list[Facet]:
 
 
 class Shortlister:
-    """Cuts each facet of more than `above` values to `k` candidates per item."""
+    """Cuts each facet of more than `above` values to `k` candidates per item. A hierarchy's
+    paths are ranked by similarity less `depth_penalty` per step below the top (see
+    `TaggingSettings.hierarchy_depth_penalty`)."""
 
     def __init__(self, k: int = 50, above: int = 500, encoder: TextEncoder | None = None,
-                 cache: Path | None = None, progress: bool = False) -> None:
-        if k < 1 or above < k:
-            raise ValueError("need 1 <= k <= above")
+                 cache: Path | None = None, progress: bool = False, depth_penalty: float = 0.0) -> None:
+        if k < 1 or above < 1:
+            raise ValueError("need k >= 1 and above >= 1")
         self.k = k
         self.above = above
+        self.depth_penalty = depth_penalty
         self.encoder = encoder or TextEncoder()
         self.cache = cache if cache is not None else cache_dir() / "shortlist"
         self.progress = progress
@@ -118,7 +122,8 @@ class Shortlister:
         start = 0
         for f, exact in zip(facets, exact_forms, strict=True):
             n = len(f.allowed)
-            out[f.name] = _FacetIndex(list(f.allowed), vectors[start:start + n].astype(np.float32), exact)
+            depths = np.array([len(f.path(a)) - 1 for a in f.allowed], dtype=np.float32) if f.hierarchy else None
+            out[f.name] = _FacetIndex(list(f.allowed), vectors[start:start + n].astype(np.float32), exact, depths)
             start += n
         self._indexes[key] = out
         return out
@@ -127,6 +132,11 @@ class Shortlister:
     def candidates(self, vocab: Vocabulary, texts: Sequence[str]) -> list[dict[str, list[str]]]:
         """Per text, facet name -> up to k candidate values (exact mentions first), for the large
         facets only (the others are used whole)."""
+        return [{name: [v for v, _ in found] for name, found in picked.items()}
+                for picked in self.scored_candidates(vocab, texts)]
+
+    def scored_candidates(self, vocab: Vocabulary, texts: Sequence[str]) -> list[dict[str, list[tuple[str, float]]]]:
+        """`candidates`, each with its similarity to the text (less the depth penalty)."""
         import numpy as np
 
         index = self.index(vocab)
@@ -137,19 +147,21 @@ class Shortlister:
         for text, vec in zip(texts, item_vectors, strict=True):
             ws = words(text)
             grams = {" ".join(ws[i:i + n]) for n in range(1, MAX_NGRAM + 1) for i in range(len(ws) - n + 1)}
-            picked: dict[str, list[str]] = {}
+            picked: dict[str, list[tuple[str, float]]] = {}
             for name, fi in index.items():
+                scores = fi.vectors @ vec
+                if self.depth_penalty and fi.depths is not None:
+                    scores = scores - self.depth_penalty * fi.depths
                 rows = list(dict.fromkeys(r for g in grams if g in fi.exact for r in fi.exact[g]))
                 rows = sorted(rows, key=lambda r: -len(fi.values[r]))[:self.k]  # longest mention first
                 if len(rows) < self.k:
-                    scores = fi.vectors @ vec
                     top = np.argpartition(-scores, min(self.k, len(scores) - 1))[:self.k + len(rows)]
                     for r in top[np.argsort(-scores[top])]:
                         if len(rows) >= self.k:
                             break
                         if r not in rows:
                             rows.append(int(r))
-                picked[name] = [fi.values[r] for r in rows]
+                picked[name] = [(fi.values[r], float(scores[r])) for r in rows]
             out.append(picked)
         return out
 

@@ -96,16 +96,20 @@ class Tagger:
                  template: PromptTemplate, settings: TaggingSettings | None = None,
                  adapter: str | None = None, shortlister: Shortlister | None = None,
                  examples: ExampleIndex | None = None, keep_prompts: bool = False,
-                 evidence: bool = False, attributes: CategoryAttributes | None = None) -> None:
+                 evidence: bool = False, attributes: CategoryAttributes | None = None,
+                 similarities: Mapping[str, Sequence[float]] | None = None) -> None:
         """`keep_prompts`: each result carries the messages its model call was given (for
         reports that show what the model saw; off for ordinary tagging, where it is bulk).
         `evidence`: each result carries the text span behind every tag (`evidence.py`).
         `attributes`: with a taxonomy's category tree, the second step: each item is then
-        tagged with the attributes its chosen category carries, and gets the taxonomy's ids."""
+        tagged with the attributes its chosen category carries, and gets the taxonomy's ids.
+        `similarities`: per item id, its similarity to each value of a one-facet vocabulary,
+        for option scoring's prior instead of embedding the values (the ranked decoder's)."""
         self.engine = engine
         self.attributes = attributes
         self.keep_prompts = keep_prompts
         self.evidence = evidence
+        self.similarities = similarities or {}
         self.vocabularies = (vocabularies if isinstance(vocabularies, VocabularySet)
                              else VocabularySet([vocabularies]))
         self.template = template
@@ -133,7 +137,8 @@ class Tagger:
     def shortlister(self) -> Shortlister:
         """Created on first need: vocabularies that fit whole never load the sentence encoder."""
         if self._shortlister is None:
-            self._shortlister = Shortlister(self.settings.shortlist_k, self.settings.shortlist_threshold)
+            self._shortlister = Shortlister(self.settings.shortlist_k, self.settings.shortlist_threshold,
+                                            depth_penalty=self.settings.hierarchy_depth_penalty)
         return self._shortlister
 
     def _prepare(self, item: Item) -> _Prepared:
@@ -270,7 +275,7 @@ class Tagger:
             return
         if self._tree_decoder is None:
             self._tree_decoder = (
-                RankedDecoder(self.engine, self.template, self.settings, self.adapter, self.settings.ranked_k)
+                RankedDecoder(self.engine, self.template, self.settings, self.adapter)
                 if self.settings.hierarchy_decoding == "ranked" else
                 TreeDecoder(self.engine, self.template, self.settings, self.adapter, self.settings.tree_max_children))
         by_vocab: dict[str, list[_Prepared]] = {}
@@ -282,13 +287,15 @@ class Tagger:
             assert vocab is not None
             facet = vocab.facets[0]
             if isinstance(self._tree_decoder, RankedDecoder):
-                texts = [p.text for p in group]
-                if len(facet.allowed) <= self.settings.ranked_k:  # a small tree: every path is ranked
-                    found = [list(facet.allowed) for _ in group]
+                # the item's ranked_k nearest paths (every path of a smaller tree), with their similarity
+                if self.settings.ranked_prior_weight == 0 and len(facet.allowed) <= self.settings.ranked_k:
+                    found = [[(a, 0.0) for a in facet.allowed] for _ in group]  # no similarity needed
                 else:
-                    k = self.settings.ranked_k
-                    lister = Shortlister(k, k, encoder=self.shortlister.encoder, cache=self.shortlister.cache)
-                    found = [c[facet.name] for c in lister.candidates(vocab, texts)]
+                    lister = Shortlister(self.settings.ranked_k, 1, encoder=self.shortlister.encoder,
+                                         cache=self.shortlister.cache,
+                                         depth_penalty=self.settings.hierarchy_depth_penalty)
+                    found = [c.get(facet.name) or [(a, 0.0) for a in facet.allowed]
+                             for c in lister.scored_candidates(vocab, [p.text for p in group])]
                 answers = self._tree_decoder.decode(facet, [p.item for p in group], found)
             else:
                 answers = self._tree_decoder.decode(facet, [p.item for p in group], [p.text for p in group])
@@ -331,7 +338,8 @@ class Tagger:
             assert p.vocabulary is not None and p.request is not None
             shown = p.shown or p.vocabulary
             if positions := tuple(scorer.facets(shown)):
-                job = ScoringJob(p.request.messages, shown, p.text, dict(p.answer))
+                job = ScoringJob(p.request.messages, shown, p.text, dict(p.answer),
+                                 similarities=self.similarities.get(p.item.id))
                 groups.setdefault((shown.name, positions), []).append((p, job))
         for (_, positions), group in groups.items():
             vocab = group[0][1].vocabulary

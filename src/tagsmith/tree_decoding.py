@@ -141,44 +141,51 @@ class TreeDecoder:
 class RankedDecoder:
     """Choosing a category path from the item's nearest paths, each scored whole.
 
-    The shortlist of a category tree is the `k` paths nearest the item by sentence embedding
-    (exact mentions first). Each is then an option of one required closed choice, answered by
-    option scoring (option_scoring.py) with the embedding prior: the answer is the path the
-    model and the similarity together rank first, never a bare top-level node that a
-    generated answer may stop at. Calibration against a content-free item is left off here:
-    the options are listed in similarity order, so a content-free item's preferences are
-    those of that order, and subtracting them undid the ranking (README, "A product
-    taxonomy"). An engine that cannot score decodes the same choice constrained.
+    The shortlist of a category tree is the `ranked_k` paths nearest the item by sentence
+    embedding (exact mentions first; paths embedded leaf first, each level below the top
+    costing `hierarchy_depth_penalty`). Each is then an option of one required closed choice,
+    answered by option scoring (option_scoring.py) with those same similarities as the prior
+    (`ranked_prior_weight`, `ranked_prior_temperature`): the answer is the path the model and
+    the similarity together rank first, never a bare top-level node that a generated answer
+    may stop at. Calibration against a content-free item is left off here: the options are
+    listed in similarity order, so a content-free item's preferences are those of that order,
+    and subtracting them undid the ranking (README, "A product taxonomy"). An engine that
+    cannot score decodes the same choice constrained.
     """
 
     def __init__(self, engine: Engine, template: PromptTemplate, settings: TaggingSettings,
-                 adapter: str | None = None, k: int = 10) -> None:
+                 adapter: str | None = None) -> None:
         self.engine = engine
         self.template = template
         self.settings = settings.model_copy(update={
             "option_scoring": "closed" if settings.option_scoring != "off" else "off",
-            "option_scoring_max": max(settings.option_scoring_max, k), "option_calibration": False,
+            "option_scoring_max": max(settings.option_scoring_max, settings.ranked_k), "option_calibration": False,
+            "option_prior_weight": settings.ranked_prior_weight,
+            "option_prior_temperature": settings.ranked_prior_temperature,
             "shortlist_k": 0, "min_confidence": 0.0})  # the tagger applies the threshold to the path
         self.adapter = adapter
-        self.k = k
 
-    def decode(self, facet: Facet, items: Sequence[Item], candidates: Sequence[Sequence[str]]) -> list[TreeAnswer]:
-        """The path each item is placed at, among its `candidates` (nearest first; the first
-        `k` are ranked)."""
+    def decode(self, facet: Facet, items: Sequence[Item],
+               candidates: Sequence[Sequence[tuple[str, float]]]) -> list[TreeAnswer]:
+        """The path each item is placed at, among its `candidates` (path, similarity to the
+        item; nearest first, the first `ranked_k` ranked)."""
         from tagsmith.tagger import Tagger
 
         vocabs: dict[str, Vocabulary] = {}
         asked = []
-        for item, paths in zip(items, candidates, strict=True):
-            paths = list(paths)[:self.k]
-            key = hashlib.sha256("\x00".join(paths).encode()).hexdigest()[:16]
+        similarities = {}
+        for n, (item, found) in enumerate(zip(items, candidates, strict=True)):
+            found = list(found)[:self.settings.ranked_k]
+            key = hashlib.sha256("\x00".join(p for p, _ in found).encode()).hexdigest()[:16]
             if key not in vocabs:
                 step = Facet(name=facet.name, required=True, description=facet.description,
-                             values=tuple(Value(value=p) for p in paths))
+                             values=tuple(Value(value=p) for p, _ in found))
                 vocabs[key] = Vocabulary(name=f"{facet.name}:{key}", category=key, facets=(step,))
-            asked.append(Item(item.id, item.title, item.description, key, item.fields))
+            # numbered, not by the item's id: two items of a batch may share one
+            asked.append(Item(str(n), item.title, item.description, key, item.fields))
+            similarities[str(n)] = [s for _, s in found]
         tagger = Tagger(self.engine, VocabularySet(list(vocabs.values())), self.template, self.settings,
-                        adapter=self.adapter)
+                        adapter=self.adapter, similarities=similarities)
         out = []
         for result in tagger.tag_batch(asked):
             chosen = (result.tags.get(facet.name) or [None])[0]
