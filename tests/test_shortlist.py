@@ -149,13 +149,29 @@ def test_depth_penalty_ranks_shallower_paths_first(tmp_path):
     """Each level below the top costs `depth_penalty` of similarity: 1.0 a level puts the top
     node first; the scores are the cosine less the penalty."""
     enc = HashEncoder()
-    plain = Shortlister(k=3, above=100, encoder=enc, cache=tmp_path).scored_candidates(big_vocab(), ["room 7 shelf 3"])
+    text = ["shelves in a room"]  # names no value: similarity alone ranks
+    plain = Shortlister(k=3, above=100, encoder=enc, cache=tmp_path).scored_candidates(big_vocab(), text)
     steep = Shortlister(k=3, above=100, encoder=enc, cache=tmp_path, depth_penalty=1.0).scored_candidates(
-        big_vocab(), ["room 7 shelf 3"])
-    assert plain[0]["Category"][0][0].count(" > ") == 2  # the nearest path is a leaf
+        big_vocab(), text)
+    assert plain[0]["Category"][0][0] != "Home"
     assert steep[0]["Category"][0][0] == "Home"
-    assert [v for v, _ in steep[0]["Category"][1:]] == [v for v, _ in steep[0]["Category"][1:] if v.count(" > ") == 1]
+    assert all(v.count(" > ") == 1 for v, _ in steep[0]["Category"][1:])
     scores = [s for _, s in plain[0]["Category"]]
     assert scores == sorted(scores, reverse=True) and -1.0 <= scores[-1] <= scores[0] <= 1.0
     # flat facets are not penalized
     assert [v for v, _ in steep[0]["Color"]] == [v for v, _ in plain[0]["Color"]]
+
+
+def test_a_path_is_mentioned_by_its_own_name_plurals_folded(tmp_path):
+    vocab = parse_vocabulary({"name": "home", "facets": [{"name": "Category", "hierarchy": {}, "values": [
+        "Kitchen > Drinkware > Mugs", "Kitchen > Drinkware > Glasses", "Linens > Tablecloths",
+        *(f"Garden > Bed {i}" for i in range(20))]}]})
+    enc = HashEncoder()
+    plain = Shortlister(k=4, above=10, encoder=enc, cache=tmp_path)
+    bonus = Shortlister(k=4, above=10, encoder=enc, cache=tmp_path, mention_bonus=0.5)
+    (found,) = plain.scored_candidates(vocab, ["Funny coffee mug, 11 oz"])
+    (boosted,) = bonus.scored_candidates(vocab, ["Funny coffee mug, 11 oz"])
+    assert found["Category"][0][0] == "Kitchen > Drinkware > Mugs"  # "mug" names "Mugs"
+    assert boosted["Category"][0] == (found["Category"][0][0], pytest.approx(found["Category"][0][1] + 0.5))
+    (found,) = plain.scored_candidates(vocab, ["Round tablecloth, glass beads"])
+    assert [v for v, _ in found["Category"][:2]] == ["Linens > Tablecloths", "Kitchen > Drinkware > Glasses"]

@@ -101,6 +101,9 @@ class TaggingSettings(_Section):
     #: nearest path alone runs deeper than a title supports: "Wetsuit Boots" for a desert boot;
     #: README, "A product taxonomy"). 0 = the nearest path at any depth
     hierarchy_depth_penalty: float = Field(0.01, ge=0, le=1)
+    #: ranked decoding: a path whose own name the text states word for word (plurals folded:
+    #: "Tablecloth" names "... > Table Linens > Tablecloths") gains this much similarity
+    mention_bonus: float = Field(0.1, ge=0, le=1)
     #: tree decoding: a node with more children offers the item only this many (nearest first)
     tree_max_children: int = Field(20, ge=2, le=200)
 

@@ -6,6 +6,8 @@ values most likely to apply: first every value (or alias) that the item's text c
 for word, then the nearest values by sentence-embedding similarity to the item, up to `k`.
 Prompt and schema are then built from that small per-item vocabulary, so answers stay inside
 the vocabulary (a shortlist is a subset of it) and preparation costs one embedding per item.
+A mention is matched word for word with plurals folded ("Mug" names "Mugs"); a path of a
+hierarchy is mentioned by its own last step ("Tablecloths", not the whole path).
 
 Value embeddings are computed once per (vocabulary digest, encoder) and cached on disk.
 """
@@ -18,12 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tagsmith.embeddings import TextEncoder
+from tagsmith.embeddings import TextEncoder, shared_encoder
 from tagsmith.model_store import cache_dir
-from tagsmith.text import words
+from tagsmith.text import singular, words
 from tagsmith.vocabulary import Facet, Vocabulary
 
 MAX_NGRAM = 6  # longest value (in words) found by exact match
+
+
+def mention_key(text: str) -> str:
+    """What exact mentions compare: the words, each made singular."""
+    return " ".join(singular(w) for w in words(text))
 
 
 #: Bumped whenever `value_text` changes, so cached value embeddings are computed anew.
@@ -70,16 +77,18 @@ def large_facets(vocab: Vocabulary, above: int) -> list[Facet]:
 class Shortlister:
     """Cuts each facet of more than `above` values to `k` candidates per item. A hierarchy's
     paths are ranked by similarity less `depth_penalty` per step below the top (see
-    `TaggingSettings.hierarchy_depth_penalty`)."""
+    `TaggingSettings.hierarchy_depth_penalty`); a value the text mentions gains `mention_bonus`."""
 
     def __init__(self, k: int = 50, above: int = 500, encoder: TextEncoder | None = None,
-                 cache: Path | None = None, progress: bool = False, depth_penalty: float = 0.0) -> None:
+                 cache: Path | None = None, progress: bool = False, depth_penalty: float = 0.0,
+                 mention_bonus: float = 0.0) -> None:
         if k < 1 or above < 1:
             raise ValueError("need k >= 1 and above >= 1")
         self.k = k
         self.above = above
         self.depth_penalty = depth_penalty
-        self.encoder = encoder or TextEncoder()
+        self.mention_bonus = mention_bonus
+        self.encoder = encoder or shared_encoder()  # taggers built per batch share one model
         self.cache = cache if cache is not None else cache_dir() / "shortlist"
         self.progress = progress
         self._indexes: dict[str, dict[str, _FacetIndex]] = {}
@@ -101,8 +110,8 @@ class Shortlister:
             texts.extend(value_texts(f))
             for i, a in enumerate(f.allowed):
                 v = by_value.get(a)  # hierarchy ancestors have no Value of their own
-                for form in (a, *(v.aliases if v else ())):
-                    exact.setdefault(" ".join(words(form)), []).append(i)
+                for form in (f.path(a)[-1], *(v.aliases if v else ())):
+                    exact.setdefault(mention_key(form), []).append(i)
             exact.pop("", None)
             exact_forms.append(exact)
         path = self.cache / f"{key}.npy"
@@ -145,15 +154,22 @@ class Shortlister:
         item_vectors = self.encoder.encode(list(texts))
         out = []
         for text, vec in zip(texts, item_vectors, strict=True):
-            ws = words(text)
+            ws = mention_key(text).split()
             grams = {" ".join(ws[i:i + n]) for n in range(1, MAX_NGRAM + 1) for i in range(len(ws) - n + 1)}
             picked: dict[str, list[tuple[str, float]]] = {}
             for name, fi in index.items():
                 scores = fi.vectors @ vec
                 if self.depth_penalty and fi.depths is not None:
                     scores = scores - self.depth_penalty * fi.depths
-                rows = list(dict.fromkeys(r for g in grams if g in fi.exact for r in fi.exact[g]))
-                rows = sorted(rows, key=lambda r: -len(fi.values[r]))[:self.k]  # longest mention first
+                mentioned: dict[int, int] = {}  # row -> length of its longest mention
+                for g in grams:
+                    for r in fi.exact.get(g, ()):
+                        mentioned[r] = max(mentioned.get(r, 0), len(g))
+                if mentioned and self.mention_bonus:
+                    scores = scores.copy()
+                    scores[list(mentioned)] += self.mention_bonus
+                # longest mention first, then the nearer
+                rows = sorted(mentioned, key=lambda r: (-mentioned[r], -scores[r]))[:self.k]
                 if len(rows) < self.k:
                     top = np.argpartition(-scores, min(self.k, len(scores) - 1))[:self.k + len(rows)]
                     for r in top[np.argsort(-scores[top])]:

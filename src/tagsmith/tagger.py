@@ -293,7 +293,8 @@ class Tagger:
                 else:
                     lister = Shortlister(self.settings.ranked_k, 1, encoder=self.shortlister.encoder,
                                          cache=self.shortlister.cache,
-                                         depth_penalty=self.settings.hierarchy_depth_penalty)
+                                         depth_penalty=self.settings.hierarchy_depth_penalty,
+                                         mention_bonus=self.settings.mention_bonus)
                     found = [c.get(facet.name) or [(a, 0.0) for a in facet.allowed]
                              for c in lister.scored_candidates(vocab, [p.text for p in group])]
                 answers = self._tree_decoder.decode(facet, [p.item for p in group], found)

@@ -21,6 +21,18 @@ def words(text: str) -> list[str]:
     return re.findall(r"\w+(?:[.,/'-]\w+)*", fold(text))
 
 
+def singular(word: str) -> str:
+    """An English plural's singular, by rule ("dresses" -> "dress", "accessories" ->
+    "accessory", "shoes" -> "shoe"): enough that a title's "Mug" names the category "Mugs"."""
+    if len(word) <= 3 or not word.endswith("s") or word.endswith("ss"):
+        return word
+    if word.endswith("ies"):
+        return word[:-3] + "y"
+    if word.endswith(("ches", "shes", "xes", "zes", "sses")):
+        return word[:-2]
+    return word[:-1]
+
+
 def slug(text: str) -> str:
     """A file-name-safe key: "Office Products" -> "office-products"."""
     return re.sub(r"[^a-z0-9]+", "-", text.casefold()).strip("-")

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tagsmith.text import fold
+from tagsmith.text import fold, singular
 from tagsmith.vocab_patch import FacetPatch, Patch
 from tagsmith.vocabulary import Facet, VocabularySet
 
@@ -57,7 +57,7 @@ def loose_key(value: str) -> str:
     out = []
     for t in tokens:
         t = _UNIT_OF.get(t, t)
-        out.append(_singular(t))
+        out.append(singular(t))
     return "".join(out)
 
 
@@ -74,16 +74,6 @@ def numbers(value: str) -> list[str]:
     """The numbers a value states, in one form: values that state different numbers ("2 GB",
     "4 GB") are different values however close their embeddings are."""
     return [_number(n) for n in NUMBER.findall(value.replace(",", ""))]
-
-
-def _singular(word: str) -> str:
-    if len(word) <= 3 or not word.endswith("s") or word.endswith("ss"):
-        return word
-    if word.endswith("ies"):
-        return word[:-3] + "y"
-    if word.endswith(("ches", "shes", "xes", "zes", "sses")):
-        return word[:-2]
-    return word[:-1]
 
 
 @dataclass
