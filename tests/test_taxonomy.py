@@ -146,6 +146,25 @@ def test_hierarchical_metrics_on_hand_made_cases():
     better = hierarchy_scores(facet, [(i, g, g) for i, g, _ in pairs], bootstrap=50)
     delta, (lo, hi) = paired_leaf_delta(h, better, n=200)
     assert delta == pytest.approx(0.75) and lo <= delta <= hi
+    # per depth: items with gold that deep, the accuracy's interval, and the paired difference
+    assert h.depth_n == {1: 4, 2: 4, 3: 2}
+    assert all(lo <= h.depth_accuracy[d] <= hi for d, (lo, hi) in h.depth_interval.items())
+    assert paired_leaf_delta(h, better, n=200, depth=3)[0] == pytest.approx(0.5)  # item 2 only: 0 -> 1 of 2
+    assert paired_leaf_delta(h, better, n=200, depth=1)[0] == pytest.approx(0.5)  # items 3 and 4
+
+
+def test_the_report_gives_depth_intervals_and_paired_depth_differences():
+    from types import SimpleNamespace
+
+    from tagsmith.evaluation.report import hierarchy_markdown
+
+    facet = parse_vocabulary(TREE).facets[0]
+    gold = [("1", ["Apparel > Shirts > Polos"]), ("2", ["Garden > Seeds"])]
+    worse = hierarchy_scores(facet, [(i, g, ["Apparel"]) for i, g in gold], bootstrap=50)
+    right = hierarchy_scores(facet, [(i, g, g) for i, g in gold], bootstrap=50)
+    runs = [SimpleNamespace(config=SimpleNamespace(name=n), hierarchy=[h]) for n, h in (("first", worse), ("second", right))]
+    text = "\n".join(hierarchy_markdown(runs))
+    assert "depth 3 (n=1)" in text and "| second | 100.0 [100.0, 100.0] | 50.0 [" in text
 
 
 def test_taxonomy_source_folder_and_compact_file(tmp_path):

@@ -29,16 +29,22 @@ class HierarchyScores:
     leaf_accuracy: float
     leaf_interval: tuple[float, float]
     depth_accuracy: dict[int, float]
+    #: per depth: how many items have gold that deep, and the accuracy's interval
+    depth_n: dict[int, int]
+    depth_interval: dict[int, tuple[float, float]]
     hierarchical_precision: float
     hierarchical_recall: float
     hierarchical_f1: float
     hf1_interval: tuple[float, float]
     #: per item: leaf right (1/0), and (shared, answered, gold) ancestor counts, for pairing
     per_item: dict[str, tuple[int, int, int, int]] = field(default_factory=dict, repr=False)
+    #: per item: right (1/0) at each depth 1..its gold's depth, for pairing
+    per_item_depth: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("per_item")
+        out.pop("per_item_depth")
         return out
 
 
@@ -75,14 +81,16 @@ def hierarchy_scores(facet: Facet, pairs: Sequence[tuple[str, list[str], list[st
     """Scores of one hierarchical facet over (item id, gold values, answered values); None when
     no item has a gold path."""
     per_item: dict[str, tuple[int, int, int, int]] = {}
+    per_item_depth: dict[str, tuple[int, ...]] = {}
     depth_hits: dict[int, list[int]] = {}
     for item_id, gold, answer in pairs:
         if not gold:
             continue
         g, a = facet.path(gold[0]), (facet.path(answer[0]) if answer else ())
         per_item[item_id] = item_counts(g, a)
-        for d in range(1, len(g) + 1):
-            depth_hits.setdefault(d, []).append(int(tuple(a[:d]) == tuple(g[:d])))
+        per_item_depth[item_id] = tuple(int(tuple(a[:d]) == tuple(g[:d])) for d in range(1, len(g) + 1))
+        for d, hit in enumerate(per_item_depth[item_id], start=1):
+            depth_hits.setdefault(d, []).append(hit)
     if not per_item:
         return None
     import numpy as np
@@ -95,8 +103,10 @@ def hierarchy_scores(facet: Facet, pairs: Sequence[tuple[str, list[str], list[st
         facet=facet.name, n=len(per_item), leaf_accuracy=float(counts[:, 0].mean()),
         leaf_interval=_bootstrap(counts[:, 0], np.mean, bootstrap),
         depth_accuracy={d: float(np.mean(h)) for d, h in sorted(depth_hits.items())},
+        depth_n={d: len(h) for d, h in sorted(depth_hits.items())},
+        depth_interval={d: _bootstrap(h, np.mean, bootstrap) for d, h in sorted(depth_hits.items())},
         hierarchical_precision=precision, hierarchical_recall=recall, hierarchical_f1=_hf1(counts),
-        hf1_interval=_bootstrap_rows(counts, bootstrap), per_item=per_item)
+        hf1_interval=_bootstrap_rows(counts, bootstrap), per_item=per_item, per_item_depth=per_item_depth)
 
 
 def _bootstrap_rows(counts: Any, n: int, seed: int = 0) -> tuple[float, float]:
@@ -107,13 +117,19 @@ def _bootstrap_rows(counts: Any, n: int, seed: int = 0) -> tuple[float, float]:
     return float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))
 
 
-def paired_leaf_delta(a: HierarchyScores, b: HierarchyScores, n: int = 1000, seed: int = 0
-                      ) -> tuple[float, tuple[float, float]]:
-    """Leaf accuracy of b minus a on the items both scored, with a paired bootstrap interval."""
+def paired_leaf_delta(a: HierarchyScores, b: HierarchyScores, n: int = 1000, seed: int = 0,
+                      depth: int | None = None) -> tuple[float, tuple[float, float]]:
+    """Leaf accuracy (or accuracy at `depth`, over items with gold that deep) of b minus a
+    on the items both scored, with a paired bootstrap interval."""
     import numpy as np
 
     ids = sorted(set(a.per_item) & set(b.per_item))
-    diff = np.array([b.per_item[i][0] - a.per_item[i][0] for i in ids], dtype=float)
+    if depth is None:
+        diff = np.array([b.per_item[i][0] - a.per_item[i][0] for i in ids], dtype=float)
+    else:
+        diff = np.array([b.per_item_depth[i][depth - 1] - a.per_item_depth[i][depth - 1] for i in ids
+                         if len(a.per_item_depth.get(i, ())) >= depth and len(b.per_item_depth.get(i, ())) >= depth],
+                        dtype=float)
     if not len(diff):
         return 0.0, (0.0, 0.0)
     rng = np.random.default_rng(seed)

@@ -76,8 +76,8 @@ def markdown(runs: Sequence[RunResult], comps: Sequence[dict[str, Any]], dataset
 
 
 def hierarchy_markdown(runs: Sequence[RunResult]) -> list[str]:
-    """Leaf and depth accuracy and hierarchical F1 of hierarchical facets, with the paired leaf
-    accuracy difference of each run against the first."""
+    """Leaf and depth accuracy and hierarchical F1 of hierarchical facets with their intervals,
+    then each run against the first, paired, at the leaf and at every depth."""
     from tagsmith.evaluation.hierarchy import paired_leaf_delta
 
     facets = list(dict.fromkeys(h.facet for r in runs for h in r.hierarchy))
@@ -86,21 +86,29 @@ def hierarchy_markdown(runs: Sequence[RunResult]) -> list[str]:
         scored = [(r, next(h for h in r.hierarchy if h.facet == name)) for r in runs
                   if any(h.facet == name for h in r.hierarchy)]
         depths = sorted({d for _, h in scored for d in h.depth_accuracy})
-        lines += ["", f"### {name}: the tree", "",
-                  "| run | items | leaf accuracy [95% CI] | " + " | ".join(f"depth {d}" for d in depths)
-                  + " | hP | hR | hF1 [95% CI] | leaf vs first run [95% CI] |",
-                  "|---|---|---|" + "---|" * len(depths) + "---|---|---|---|"]
         first = scored[0][1]
+        heads = " | ".join(f"depth {d} (n={first.depth_n.get(d, 0)})" for d in depths)
+        lines += ["", f"### {name}: the tree", "",
+                  f"| run | items | leaf accuracy [95% CI] | {heads} | hP | hR | hF1 [95% CI] |",
+                  "|---|---|---|" + "---|" * len(depths) + "---|---|---|"]
         for r, h in scored:
-            delta = ""
-            if h is not first:
-                d, (lo, hi) = paired_leaf_delta(first, h)
-                delta = f"{pct(d)} [{pct(lo)}, {pct(hi)}]"
+            cells = [f"{pct(h.depth_accuracy[d])} [{pct(h.depth_interval[d][0])}, {pct(h.depth_interval[d][1])}]"
+                     if d in h.depth_accuracy else "" for d in depths]
             lines.append(f"| {r.config.name} | {h.n} | {pct(h.leaf_accuracy)} [{pct(h.leaf_interval[0])}, "
-                         f"{pct(h.leaf_interval[1])}] | "
-                         + " | ".join(pct(h.depth_accuracy[d]) if d in h.depth_accuracy else "" for d in depths)
+                         f"{pct(h.leaf_interval[1])}] | " + " | ".join(cells)
                          + f" | {pct(h.hierarchical_precision)} | {pct(h.hierarchical_recall)} | "
-                         f"{pct(h.hierarchical_f1)} [{pct(h.hf1_interval[0])}, {pct(h.hf1_interval[1])}] | {delta} |")
+                         f"{pct(h.hierarchical_f1)} [{pct(h.hf1_interval[0])}, {pct(h.hf1_interval[1])}] |")
+        if len(scored) > 1:
+            lines += ["", f"Against the first run ({scored[0][0].config.name}), paired on the same items: "
+                          "difference in points [95% CI].", "",
+                      "| run | leaf | " + " | ".join(f"depth {d}" for d in depths) + " |",
+                      "|---|---|" + "---|" * len(depths)]
+            for r, h in scored[1:]:
+                cells = []
+                for d in (None, *depths):
+                    delta, (lo, hi) = paired_leaf_delta(first, h, depth=d)
+                    cells.append(f"{pct(delta)} [{pct(lo)}, {pct(hi)}]")
+                lines.append(f"| {r.config.name} | " + " | ".join(cells) + " |")
         lines += ["", "Depth d: share of items (with gold at least d deep) whose answer's first d steps "
                       "are the gold's; hP/hR/hF1: ancestors of the answer against the gold's."]
     return lines
