@@ -205,13 +205,13 @@ def restricted(vocab: Vocabulary, keep: dict[str, list[str]]) -> Vocabulary:
 
 
 def recall_at_k(vocab: Vocabulary, texts: Sequence[str], gold: Sequence[dict[str, list[str]]],
-                ks: Sequence[int], encoder: TextEncoder | None = None, cache: Path | None = None
-                ) -> dict[int, tuple[float, int]]:
+                ks: Sequence[int], encoder: TextEncoder | None = None, cache: Path | None = None,
+                depth_penalty: float = 0.0) -> dict[int, tuple[float, int]]:
     """For each k: the share of gold values (canonical) that the k-shortlist of their facet keeps,
     over facets larger than k (smaller ones are never cut), and how many gold values that is.
     A shortlist never adds a value, so this bounds the recall tagging can reach at that k."""
     ks = sorted(ks)
-    lister = Shortlister(ks[-1], ks[-1], encoder=encoder, cache=cache)
+    lister = Shortlister(ks[-1], ks[-1], encoder=encoder, cache=cache, depth_penalty=depth_penalty)
     lister.above = ks[0]  # index every facet any k would cut; k-lists are prefixes of the longest
     per_item = lister.candidates(vocab, texts)
     out = {}

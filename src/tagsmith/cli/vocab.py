@@ -78,14 +78,16 @@ def vocab_recall(data_path: Path, vocab_spec: str, ks: tuple[int, ...], part: st
     vocabularies = resolve_vocabularies(vocab_spec)
     items = split(load_dataset(data_path), part).items[:limit]
     encoder = TextEncoder()  # loaded once for every vocabulary
+    settings = TaggingSettings()  # a category tree's paths ranked as tagging ranks them (depth penalty)
     click.echo("| vocabulary | " + " | ".join(f"recall@{k}" for k in sorted(ks)) + " |")
     click.echo("|---|" + "---|" * len(ks))
     for v in vocabularies:
         mine = [g for g in items if vocabularies.for_category(g.item.category) is v]
         if not mine:
             continue
-        texts = ["\n".join(clean_item(g.item, TaggingSettings())[:2]) for g in mine]
-        scores = recall_at_k(v, texts, [g.gold for g in mine], ks, encoder=encoder)
+        texts = ["\n".join(clean_item(g.item, settings)[:2]) for g in mine]
+        scores = recall_at_k(v, texts, [g.gold for g in mine], ks, encoder=encoder,
+                             depth_penalty=settings.hierarchy_depth_penalty)
         click.echo(f"| {v.name} ({len(mine)} items) | " + " | ".join(
             "all facets <= k" if n == 0 else f"{100 * r:.1f} ({n})" for r, n in scores.values()) + " |")
 
