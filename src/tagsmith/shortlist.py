@@ -65,7 +65,7 @@ def value_texts(facet: Facet) -> list[str]:
 class _FacetIndex:
     values: list[str]  # canonical allowed values, row order of `vectors`
     vectors: Any  # numpy (n, dim)
-    exact: dict[str, list[int]]  # folded surface form (words joined by space) -> rows
+    exact: dict[str, list[int]]  # mention_key of each surface form -> rows
     depths: Any = None  # numpy (n,): each path's steps, for a hierarchy; None for a flat facet
 
 
@@ -145,7 +145,8 @@ class Shortlister:
                 for picked in self.scored_candidates(vocab, texts)]
 
     def scored_candidates(self, vocab: Vocabulary, texts: Sequence[str]) -> list[dict[str, list[tuple[str, float]]]]:
-        """`candidates`, each with its similarity to the text (less the depth penalty)."""
+        """`candidates`, each with its similarity to the text (less the depth penalty, plus the
+        mention bonus where the text names it)."""
         import numpy as np
 
         index = self.index(vocab)
