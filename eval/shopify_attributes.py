@@ -79,10 +79,14 @@ def embedding_answers(rows: list[dict], vocabularies: VocabularySet) -> list[str
 
     encoder = shared_encoder()
     titles = encoder.encode([r["title"] for r in rows])
+    values: dict[tuple[str, str], np.ndarray] = {}  # each category's attribute embedded once
     out = []
     for r, vector in zip(rows, titles, strict=True):
         facet = vocabularies.for_category(r["category"]).facet(r["facet"])
-        out.append(facet.allowed[int(np.argmax(encoder.encode(value_texts(facet)) @ vector))])
+        key = (r["category"], r["facet"])
+        if key not in values:
+            values[key] = encoder.encode(value_texts(facet))
+        out.append(facet.allowed[int(np.argmax(values[key] @ vector))])
     return out
 
 

@@ -122,6 +122,7 @@ class Tagger:
         self._trees = {v.name for v in self.vocabularies if self.settings.hierarchy_decoding in ("tree", "ranked")
                        and len(v.facets) == 1 and v.facets[0].hierarchy is not None}
         self._tree_decoder: TreeDecoder | RankedDecoder | None = None
+        self._ranked_lister: Shortlister | None = None  # its index is built once per tagger, not per batch
         above = self.settings.shortlist_threshold
         self._needs_shortlist = {v.name for v in self.vocabularies
                                  if self.settings.shortlist_k and large_facets(v, above) and v.name not in self._trees}
@@ -291,12 +292,13 @@ class Tagger:
                 if self.settings.ranked_prior_weight == 0 and len(facet.allowed) <= self.settings.ranked_k:
                     found = [[(a, 0.0) for a in facet.allowed] for _ in group]  # no similarity needed
                 else:
-                    lister = Shortlister(self.settings.ranked_k, 1, encoder=self.shortlister.encoder,
-                                         cache=self.shortlister.cache,
-                                         depth_penalty=self.settings.hierarchy_depth_penalty,
-                                         mention_bonus=self.settings.mention_bonus)
+                    if self._ranked_lister is None:
+                        self._ranked_lister = Shortlister(
+                            self.settings.ranked_k, 1, encoder=self.shortlister.encoder, cache=self.shortlister.cache,
+                            depth_penalty=self.settings.hierarchy_depth_penalty,
+                            mention_bonus=self.settings.mention_bonus)
                     found = [c.get(facet.name) or [(a, 0.0) for a in facet.allowed]
-                             for c in lister.scored_candidates(vocab, [p.text for p in group])]
+                             for c in self._ranked_lister.scored_candidates(vocab, [p.text for p in group])]
                 answers = self._tree_decoder.decode(facet, [p.item for p in group], found)
             else:
                 answers = self._tree_decoder.decode(facet, [p.item for p in group], [p.text for p in group])
