@@ -16,8 +16,7 @@ from tagsmith.errors import VocabularyError
 from tagsmith.items import Item
 from tagsmith.vocab_health import audit, loose_key, near_duplicates
 from tagsmith.vocab_patch import FacetPatch, apply_patch, dump_patch, load_patch, vocabulary_yaml
-from tagsmith.vocab_suggest import (gather, ngrams, open_answers, open_vocabulary, rejected_answers, suggest,
-                                    text_mentions)
+from tagsmith.vocab_suggest import gather, open_answers, open_vocabulary, rejected_answers, suggest
 from tagsmith.vocabulary import VocabularySet, load_vocabulary, parse_vocabulary
 
 
@@ -156,14 +155,16 @@ def test_suggest_ranks_new_values_and_finds_new_spellings():
     assert list(found.spellings) == ["Stainless Steel", "Red"] and found.new == []
 
 
-def test_text_mentions_are_runs_of_words_that_embed_like_a_facets_values():
-    assert ngrams("Navy blue, pan 2.5-GHz", 2) == ["Navy", "blue", "pan", "2.5-GHz", "Navy blue", "blue pan",
-                                                   "pan 2.5-GHz"]
-    vocab = parse_vocabulary(SMALL_VOCAB)
-    items = [(Item("1", "Navy blue pan", "made of teak"), vocab), (Item("2", "A pan"), vocab)]
-    found = text_mentions(items, FakeEncoder({"navy blue", "red"}, {"teak", "wood"}))
-    assert found[0] == (items[0][0], "test-kitchen", {"Color": ["Navy blue"], "Material": ["teak"], "Category": []})
-    assert found[1][2] == {"Color": [], "Material": [], "Category": []}
+def test_suggest_ranks_by_evidence_and_keeps_other_numbers_apart():
+    vocabs = VocabularySet([vocab_with(["1 GB", "Red"])])
+    items = [Item(str(i), f"item {i}") for i in range(5)]
+    answers = [(items[0], "v", {"F": [("Teal", 0.9)]}),
+               *[(items[i], "v", {"F": [("Cyan", 0.1)]}) for i in (1, 2, 3)],
+               (items[1], "v", {"F": [("2 GB", 0.5)]}), (items[2], "v", {"F": [("4 GB", 0.4)]})]
+    patch = suggest(vocabs, answers, encoder=FakeEncoder({"2 GB", "4 GB"}), threshold=0.5, min_support=1)
+    # one strong item outweighs three weak ones; embedding-close numbers are other values
+    assert [(a["value"], a["score"], a["support"]) for a in patch["v"]["F"].add] == [
+        ("Teal", 0.9, 1), ("2 GB", 0.5, 1), ("4 GB", 0.4, 1), ("Cyan", 0.271, 3)]
 
 
 def test_open_answers_keep_what_the_model_wrote_but_the_text_does_not_state():

@@ -46,6 +46,11 @@ UNITS = {
 _UNIT_OF = {spelling: unit for unit, spellings in UNITS.items() for spelling in spellings}
 
 
+def unit_symbol(word: str) -> str | None:
+    """The one symbol of a folded unit word ("gigabytes" -> "gb", "gb" -> "gb"), or None."""
+    return word if word in UNITS else _UNIT_OF.get(word)
+
+
 def loose_key(value: str) -> str:
     """The key two spellings of one value share: folded case, units and numbers in one form,
     apostrophes and other punctuation and spaces dropped, a plural's final s dropped."""

@@ -3,20 +3,21 @@
 Tagging inside a closed list can only pick what is listed; a new material or connector never
 shows up. `open_vocabularies` turns every closed facet into an open one (the model copies
 what the text states for it, the facet's known values shown as examples, the schema still
-shaping the answer), the tagger answers it for each item, and `suggest` gathers those answers
-(also the ones the text does not state word for word), the runs of words in each text that
-embed close to a facet's values (`text_mentions`), and answers the post-check rejected in an
-earlier closed run: each candidate is normalized
-(the facet's canonical spellings, `vocab_health.loose_key`), spellings of an existing value become
-proposed aliases, the rest are clustered (same loose key, or sentence embeddings at least
-`threshold` similar) and ranked by how many items support them. The result is a vocabulary
-patch (`vocab_patch`) with, per proposed value, its support, example items and the nearest
-existing values.
+shaping the answer), the tagger answers it for each item, and `suggest` gathers candidates:
+those answers (also the ones the text does not state word for word), answers the post-check
+rejected in an earlier closed run, and the runs of words of each text that `value_spans`'
+ranker, learnt from the facet's own values, finds likely to be one of its values. Each
+candidate is normalized (the facet's canonical spellings, `vocab_health.loose_key`), spellings
+of an existing value become proposed aliases, the rest are clustered (same loose key, or
+sentence embeddings at least `threshold` similar) and ranked by their evidence: the chance that
+at least one of their items states a value of the facet, then the number of items. The result is
+a vocabulary patch (`vocab_patch`) with, per proposed value, its score, support, example items
+and the nearest existing values.
 """
 
 from __future__ import annotations
 
-import re
+import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,8 @@ from typing import Any
 
 from tagsmith.items import Item
 from tagsmith.text import fold
-from tagsmith.vocab_health import loose_key
+from tagsmith.vocab_health import loose_key, numbers
+from tagsmith.value_spans import learnt_answers
 from tagsmith.vocab_patch import FacetPatch, Patch
 from tagsmith.vocabulary import Facet, Vocabulary, VocabularySet, parse_vocabulary
 
@@ -49,10 +51,15 @@ def open_vocabularies(vocabularies: VocabularySet) -> VocabularySet:
     return VocabularySet([open_vocabulary(v) for v in vocabularies], source=vocabularies.source)
 
 
+#: an answer: a value as written, or (value, probability that it is one of the facet's values)
+Answer = str | tuple[str, float]
+
+
 @dataclass
 class Candidate:
     forms: Counter[str] = field(default_factory=Counter)   # surface form -> items
     items: dict[str, str] = field(default_factory=dict)    # item id -> title
+    weights: dict[str, float] = field(default_factory=dict)  # item id -> its strongest evidence
 
     @property
     def value(self) -> str:
@@ -62,12 +69,25 @@ class Candidate:
     def support(self) -> int:
         return len(self.items)
 
+    @property
+    def score(self) -> float:
+        """The chance that at least one item states a value of the facet (its items' evidence
+        taken as independent); plain answers weigh 1."""
+        return 1.0 - math.prod(1.0 - w for w in self.weights.values())
 
-def _add(table: dict[str, Candidate], key: str, form: str, item: Item) -> None:
+    def merge(self, other: Candidate) -> None:
+        self.forms.update(other.forms)
+        self.items.update(other.items)
+        for item, w in other.weights.items():
+            self.weights[item] = max(w, self.weights.get(item, 0.0))
+
+
+def _add(table: dict[str, Candidate], key: str, form: str, item: Item, weight: float) -> None:
     c = table.setdefault(key, Candidate())
     if item.id not in c.items:
         c.forms[form] += 1
         c.items[item.id] = item.title
+    c.weights[item.id] = max(weight, c.weights.get(item.id, 0.0))
 
 
 @dataclass
@@ -77,13 +97,14 @@ class FacetSuggestions:
     spellings: dict[str, Candidate]
 
 
-def gather(facet: Facet, answers: Iterable[tuple[Item, Sequence[str]]]) -> FacetSuggestions:
+def gather(facet: Facet, answers: Iterable[tuple[Item, Sequence[Answer]]]) -> FacetSuggestions:
     """Sort one facet's answers into existing values, new spellings of them, and new values."""
     by_key = {loose_key(v): v for v in facet.allowed}
     new: dict[str, Candidate] = {}
     spellings: dict[str, Candidate] = {}
     for item, values in answers:
-        for raw in values:
+        for answer in values:
+            raw, weight = (answer, 1.0) if isinstance(answer, str) else answer
             form = " ".join(raw.split()).strip(" .,;:")
             if not form or facet.canonical(form) is not None:
                 continue  # empty, or a value or alias already
@@ -91,26 +112,27 @@ def gather(facet: Facet, answers: Iterable[tuple[Item, Sequence[str]]]) -> Facet
             if not key:
                 continue
             if key in by_key:
-                _add(spellings, by_key[key], form, item)
+                _add(spellings, by_key[key], form, item, weight)
             else:
-                _add(new, key, form, item)
+                _add(new, key, form, item, weight)
     return FacetSuggestions(list(new.values()), spellings)
 
 
 def cluster(candidates: list[Candidate], encoder: Any, threshold: float) -> list[Candidate]:
-    """Merge candidates whose representative forms embed at least `threshold` close, largest first."""
+    """Merge candidates whose representative forms embed at least `threshold` close and state the
+    same numbers ("2 GB" and "4 GB" stay apart), strongest first."""
     if encoder is None or len(candidates) < 2:
         return candidates
-    ordered = sorted(candidates, key=lambda c: -c.support)
+    ordered = sorted(candidates, key=lambda c: (-c.score, -c.support))
     vectors = encoder.encode([c.value for c in ordered])
     merged: list[tuple[Candidate, Any]] = []
     for c, vec in zip(ordered, vectors, strict=True):
-        home = next((m for m, v in merged if float(v @ vec) >= threshold), None)
+        home = next((m for m, v in merged if float(v @ vec) >= threshold and numbers(m.value) == numbers(c.value)),
+                    None)
         if home is None:
             merged.append((c, vec))
         else:
-            home.forms.update(c.forms)
-            home.items.update(c.items)
+            home.merge(c)
     return [m for m, _ in merged]
 
 
@@ -123,14 +145,15 @@ def nearest_values(facet: Facet, forms: Sequence[str], encoder: Any, k: int = 3)
     return [[values[j] for j in row.argsort()[::-1][:k]] for row in sims]
 
 
-def suggest(vocabularies: VocabularySet, answers: Iterable[tuple[Item, str, dict[str, Sequence[str]]]], *,
-            encoder: Any = None, threshold: float = 0.88, min_support: int = 2, top: int = 20,
+def suggest(vocabularies: VocabularySet, answers: Iterable[tuple[Item, str, dict[str, Sequence[Answer]]]], *,
+            encoder: Any = None, threshold: float = 0.88, min_support: int = 1, top: int = 20,
             examples: int = 3) -> Patch:
     """A patch of proposed values (and new spellings as aliases) per closed facet.
 
     `answers`: (item, vocabulary name, {facet: values}) from an open tagging run, and any other
-    source of what items state (rejected answers of a closed run). Candidates need
-    `min_support` items; at most `top` are proposed per facet, most supported first."""
+    source of what items state (rejected answers of a closed run, `value_spans`' weighted runs).
+    Candidates need `min_support` items; at most `top` are proposed per facet, the strongest
+    evidence first (`Candidate.score`, then support: with plain answers, support alone)."""
     per_facet: dict[tuple[str, str], list[tuple[Item, Sequence[str]]]] = defaultdict(list)
     for item, vocab_name, tags in answers:
         vocab = vocabularies.named(vocab_name)
@@ -146,10 +169,10 @@ def suggest(vocabularies: VocabularySet, answers: Iterable[tuple[Item, str, dict
                 continue
             found = gather(f, per_facet[(vocab.name, f.name)])
             ranked = [c for c in cluster(found.new, encoder, threshold) if c.support >= min_support]
-            ranked.sort(key=lambda c: (-c.support, fold(c.value)))
+            ranked.sort(key=lambda c: (-round(c.score, 6), -c.support, fold(c.value)))
             ranked = ranked[:top]
             near = nearest_values(f, [c.value for c in ranked], encoder)
-            add = [{"value": c.value, "support": c.support,
+            add = [{"value": c.value, "score": round(c.score, 3), "support": c.support,
                     "examples": [f"{i}: {t[:80]}" for i, t in list(c.items.items())[:examples]],
                     **({"nearest": n} if n else {}),
                     **({"other_spellings": [x for x in c.forms if x != c.value]} if len(c.forms) > 1 else {})}
@@ -159,47 +182,6 @@ def suggest(vocabularies: VocabularySet, answers: Iterable[tuple[Item, str, dict
             if add or merge:
                 patch.setdefault(vocab.name, {})[f.name] = FacetPatch(add=add, merge=merge)
     return patch
-
-
-def ngrams(text: str, max_words: int = 3) -> list[str]:
-    """The text's runs of 1..max_words words, as written (punctuation inside words kept)."""
-    tokens = re.findall(r"[\w][\w.,/'&+-]*[\w]|[\w]", text)
-    out = dict.fromkeys(" ".join(tokens[i:i + n]) for n in range(1, max_words + 1) for i in range(len(tokens) - n + 1))
-    return list(out)
-
-
-def text_mentions(items: Sequence[tuple[Item, Vocabulary]], encoder: Any, *, threshold: float = 0.8,
-                  max_words: int = 3, max_chars: int = 300) -> list[tuple[Item, str, dict[str, list[str]]]]:
-    """What the texts state that looks like a value of each closed facet: every short run of
-    words in the title and the start of the description whose embedding is at least
-    `threshold` similar to one of the facet's values ("Topaz" beside Quartz and Diamond).
-    No model call; many of them are noise, which support and ranking sort out."""
-    import numpy as np
-
-    texts = {item.id: f"{item.title} {item.description[:max_chars]}" for item, _ in items}
-    grams = {item.id: ngrams(texts[item.id], max_words) for item, _ in items}
-    unique = list(dict.fromkeys(g for gs in grams.values() for g in gs))
-    if not unique:
-        return []
-    index = {g: n for n, g in enumerate(unique)}
-    vectors = encoder.encode(unique)
-    facet_vectors: dict[tuple[str, str], Any] = {}
-    out = []
-    for item, vocab in items:
-        rows = np.array([index[g] for g in grams[item.id]])
-        if not len(rows):
-            continue
-        tags: dict[str, list[str]] = {}
-        for f in vocab.facets:
-            if f.extractive:
-                continue
-            key = (vocab.name, f.name)
-            if key not in facet_vectors:
-                facet_vectors[key] = encoder.encode(list(f.allowed))
-            best = (vectors[rows] @ facet_vectors[key].T).max(axis=1)
-            tags[f.name] = [grams[item.id][k] for k in np.flatnonzero(best >= threshold)]
-        out.append((item, vocab.name, tags))
-    return out
 
 
 def open_answers(record: dict[str, Any]) -> dict[str, list[str]]:
@@ -242,8 +224,8 @@ class SuggestRun:
     fields: Any = None
     limit: int | None = None
     progress: bool = False
-    #: also take what the texts state that embeds close to a facet's values (no model call)
-    mentions: bool = True
+    #: also rank the runs of words of each text with `value_spans` (learnt from the facet's values)
+    spans: bool = True
     notes: list[str] = field(default_factory=list)
 
     def run(self, **options: Any) -> Patch:
@@ -269,7 +251,12 @@ class SuggestRun:
         if self.tagged_path is not None:
             answers += rejected_answers(read_results(self.tagged_path).values(), items)
         encoder = shared_encoder()
-        if self.mentions:
-            routed = {id(item): (item, v) for item, name, _ in answers if (v := self.vocabularies.named(name))}
-            answers += text_mentions(list(routed.values()), encoder)
+        if self.spans:
+            routed = {item.id: (item, v) for item, name, _ in answers if (v := self.vocabularies.named(name))}
+            learnt = learnt_answers(list(routed.values()), answers, encoder)
+            self.notes.append(f"ranked the texts' runs of words by what {learnt.positives} mentions of known "
+                              "values (hidden a fold at a time) look like" if learnt.learnt else
+                              f"only {learnt.positives} mentions of known values in the texts, too few to learn "
+                              "from: proposing the model's answers, ranked by support")
+            answers = learnt.answers
         return suggest(self.vocabularies, answers, encoder=encoder, **options)

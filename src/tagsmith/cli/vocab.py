@@ -105,8 +105,8 @@ def vocab_recall(data_path: Path, vocab_spec: str, ks: tuple[int, ...], part: st
 @click.option("--tagged", "tagged_path", type=click.Path(path_type=Path), default=None,
               help="Output of an earlier `tagsmith tag` run with this vocabulary: its rejected answers "
                    "(values not in the vocabulary) count as evidence too.")
-@click.option("--min-support", type=click.IntRange(1), default=2, show_default=True,
-              help="Items a proposed value needs.")
+@click.option("--min-support", type=click.IntRange(1), default=1, show_default=True,
+              help="Items a proposed value needs (proposals are ranked by their evidence either way).")
 @click.option("--top", type=click.IntRange(1), default=20, show_default=True, help="Proposals per facet at most.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N items.")
 @run_options
@@ -118,9 +118,11 @@ def vocab_suggest(input_path: Path, vocab: str, out: Path, answers_path: Path | 
     """Propose values the vocabulary lacks, from what the items' texts state.
 
     Each closed facet is asked as an open question (the model copies what the text says for it,
-    the known values shown as examples); answers that are not values or aliases are normalized,
-    clustered and ranked by the number of items that support them. Spellings of existing values
-    are proposed as aliases.
+    the known values shown as examples). Those answers and the texts' short runs of words are
+    scored by a ranker learnt from the vocabulary itself (how its known values look and where the
+    texts state them; numbers are also tried in the unit the facet's values use, 24" as 61.0),
+    normalized, clustered and ranked by that evidence. Spellings of existing values are proposed
+    as aliases.
     """
     from tagsmith.runtime import RunSpec
     from tagsmith.vocab_patch import dump_patch
