@@ -1,13 +1,15 @@
 """Does `tagsmith vocab suggest` find values a vocabulary lacks? Remove some, see if they come back.
 
-    python eval/bench_vocab_suggest.py [--share 0.1] [--seed 0] [--limit N] [--top 10]
-                                       [--engine auto] [--adapter auto] [--template T] [--out DIR]
+    python eval/bench_vocab_suggest.py [--share 0.1] [--seed 0] [--limit N] [--top 10 --top 20]
+                                       [--min-support 1] [--engine auto] [--adapter auto] [--template T]
+                                       [--out DIR]
 
 From WDC-PAVE's train-split vocabulary (`wdc-pave-train`) a share of the closed facets' values
 is removed at random (seeded), and `vocab suggest` runs over the train items with the reduced
 vocabulary. A removed value counts as recovered when one of its facet's top-k suggestions has
 the same loose key (`vocab_health.loose_key`: case, punctuation, plurals and units aside) as
-the value or one of its aliases. Reported:
+the value or one of its aliases. The model's open answers are kept in OUT/answers.jsonl, so a
+second run with other options costs only the ranking. Reported, for each k of --top:
 
 - recall@k over the removed values that are the gold value of at least one scored item (the
   others cannot come back from these items), and over those whose text also states them
@@ -56,7 +58,8 @@ def main() -> None:
     ap.add_argument("--share", type=float, default=0.1, help="share of closed values removed")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None, help="only the first N train items")
-    ap.add_argument("--top", type=int, default=10, help="k: suggestions per facet that count")
+    ap.add_argument("--top", type=int, action="append", help="k: suggestions per facet that count "
+                    "(repeatable; default 10 and 20)")
     ap.add_argument("--min-support", type=int, default=1)
     ap.add_argument("--engine", default=None)
     ap.add_argument("--model", default=None)
@@ -64,6 +67,7 @@ def main() -> None:
     ap.add_argument("--template", default=None)
     ap.add_argument("--out", type=Path, default=Path("runs/bench-vocab-suggest"))
     args = ap.parse_args()
+    tops = sorted(set(args.top or [10, 20]))
 
     vocabularies = resolve_vocabularies(args.vocab)
     closed = [(v.name, f.name, value.value) for v in vocabularies for f in v.facets if not f.extractive
@@ -104,7 +108,7 @@ def main() -> None:
     spec = RunSpec(vocab=str(reduced_dir), model=args.model, engine=args.engine, adapter=args.adapter,
                    template=args.template)
     run = SuggestRun(spec, resolve_vocabularies(reduced_dir), items_path, args.out / "answers.jsonl", progress=True)
-    suggested = run.run(min_support=args.min_support, top=args.top)
+    suggested = run.run(min_support=args.min_support, top=max(tops))
     print("\n".join(run.notes), file=sys.stderr)
     from tagsmith.vocab_patch import dump_patch
 
@@ -115,30 +119,32 @@ def main() -> None:
         aliases = next((v.aliases for v in f.values if v.value == value), ()) if f else ()
         return {loose_key(x) for x in (value, *aliases)}
 
-    def found(r: tuple[str, str, str]) -> bool:
+    def forms(entry: dict) -> list[str]:
+        return [entry["value"], *entry.get("other_spellings", [])]
+
+    def found(r: tuple[str, str, str], k: int) -> bool:
         fp = suggested.get(r[0], {}).get(r[1])
-        if fp is None:
-            return False
         want = keys(*r)
-        return any(loose_key(form) in want for a in fp.add for form in [a["value"], *a.get("other_spellings", [])])
+        return fp is not None and any(loose_key(form) in want for a in fp.add[:k] for form in forms(a))
 
     removed_keys = {(v, f): set() for v, f, _ in removed}
     for r in removed:
         removed_keys[(r[0], r[1])] |= keys(*r)
-    precision_hits = [int(any(loose_key(form) in removed_keys.get((vocab, facet), set())
-                              for form in [a["value"], *a.get("other_spellings", [])]))
-                      for vocab, facets in suggested.items() for facet, fp in facets.items() for a in fp.add]
     rows = [("removed values that are some item's gold", occurring), ("... and stated verbatim in its text", stated)]
     print(f"\n{len(closed)} closed values, {len(removed)} removed (share {args.share}, seed {args.seed}); "
-          f"{len(golds)} train items; top {args.top} suggestions per facet\n")
+          f"{len(golds)} train items; min support {args.min_support}\n")
     print("| measure | n | value [95% CI] |\n|---|---|---|")
-    for label, values in rows:
-        hits = [int(found(r)) for r in values]
-        lo, hi = interval(hits)
-        print(f"| recall@{args.top}, {label} | {len(values)} | {100 * np.mean(hits or [0]):.1f} [{100 * lo:.1f}, {100 * hi:.1f}] |")
-    lo, hi = interval(precision_hits)
-    print(f"| precision@{args.top} (suggestions that are removed values) | {len(precision_hits)} | "
-          f"{100 * np.mean(precision_hits or [0]):.1f} [{100 * lo:.1f}, {100 * hi:.1f}] |")
+    for k in tops:
+        for label, values in rows:
+            hits = [int(found(r, k)) for r in values]
+            lo, hi = interval(hits)
+            print(f"| recall@{k}, {label} | {len(values)} | {100 * np.mean(hits or [0]):.1f} "
+                  f"[{100 * lo:.1f}, {100 * hi:.1f}] |")
+        precision_hits = [int(any(loose_key(form) in removed_keys.get((vocab, facet), set()) for form in forms(a)))
+                          for vocab, facets in suggested.items() for facet, fp in facets.items() for a in fp.add[:k]]
+        lo, hi = interval(precision_hits)
+        print(f"| precision@{k} (suggestions that are removed values) | {len(precision_hits)} | "
+              f"{100 * np.mean(precision_hits or [0]):.1f} [{100 * lo:.1f}, {100 * hi:.1f}] |")
     print(f"\ncommand: python eval/bench_vocab_suggest.py {' '.join(sys.argv[1:])}")
 
 

@@ -341,9 +341,12 @@ class SpanRanker:
 
     @classmethod
     def fit(cls, tables: Sequence[SpanTable], embed: Callable[[list[str]], Any], all_freq: Counter[str], *,
-            folds: int = 5, negative_share: float = 0.15, seed: int = 0) -> SpanRanker | None:
+            folds: int = 5, negative_share: float = 0.15, max_negatives: int = 10000,
+            seed: int = 0) -> SpanRanker | None:
         """Learn from every closed facet's own values, hidden a fold at a time (None: no facet has
-        two values stated in its items' texts, so there is nothing to learn from)."""
+        two values stated in its items' texts, so there is nothing to learn from). Each fold keeps
+        every positive and a sample of the other runs (`negative_share`, at most `max_negatives`),
+        weighted back to their number."""
         rng = np.random.default_rng(seed)
         parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         for table in tables:
@@ -363,11 +366,12 @@ class SpanRanker:
                     hidden_keys -= prof.keys
                     positive = np.array([key in hidden_keys for key in keys[rows]], dtype=bool)
                     known = np.array([key in prof.keys for key in keys[rows]], dtype=bool)
-                    keep = ~known & (positive | (rng.random(len(rows)) < negative_share))
+                    share = min(negative_share, max_negatives / max(1, int((~known & ~positive).sum())))
+                    keep = ~known & (positive | (rng.random(len(rows)) < share))
                     if not positive[keep].any():
                         continue
                     X = features(table, facet.name, prof, rows[keep], all_freq)
-                    parts.append((X, positive[keep], np.where(positive[keep], 1.0, 1 / negative_share)))
+                    parts.append((X, positive[keep], np.where(positive[keep], 1.0, 1 / share)))
         if not parts:
             return None
         y = np.concatenate([p[1] for p in parts])
@@ -408,7 +412,7 @@ class LearntAnswers:
 def learnt_answers(routed: Sequence[tuple[Item, Vocabulary]],
                    model_answers: Sequence[tuple[Item, str, dict[str, Sequence[str]]]], encoder: Any, *,
                    min_positives: int = 20, min_probability: float = 0.01, max_words: int = 4,
-                   max_chars: int = 500, seed: int = 0) -> LearntAnswers:
+                   max_chars: int = 500, seed: int = 0, progress: bool = False) -> LearntAnswers:
     """Each item's runs of words (and the model's answers) that may be a value its closed facets
     lack, with the ranker's probability, as (item, vocabulary name, {facet: [(text, p)]}).
 
@@ -439,20 +443,20 @@ def learnt_answers(routed: Sequence[tuple[Item, Vocabulary]],
                 entry[1].setdefault(facet.name, []).extend((str(v), 1.0) for v in tags[facet.name])
     if ranker is None or positives < min_positives:
         return LearntAnswers([(item, name, tags) for (name, _), (item, tags) in per_item.items()], positives, False)
-    for table in tables:
-        for facet in table.vocab.facets:
-            if not _ranked(facet):
-                continue
-            prof = FacetProfile.of(facet, list(facet.values), embed([v.value for v in facet.values]), table)
-            rows = table.rows(facet.name)
-            known = np.array([table.keys[n] in prof.keys for n in rows], dtype=bool)
-            # a known value's other spellings go through unscored: suggest proposes them as aliases
-            scored = [(n, 0.0) for n in rows[known]]
-            if (~known).any():
-                p = ranker.probability(features(table, facet.name, prof, rows[~known], all_freq))
-                scored += [(n, float(prob)) for n, prob in zip(rows[~known], p, strict=True) if prob >= min_probability]
-            for n, prob in scored:
-                span = table.spans[n]
-                entry = per_item.setdefault((table.vocab.name, span.item.id), (span.item, {}))
-                entry[1].setdefault(facet.name, []).append((span.text, prob))
+    from tqdm import tqdm
+
+    ranked = [(table, facet) for table in tables for facet in table.vocab.facets if _ranked(facet)]
+    for table, facet in tqdm(ranked, desc="rank runs of words", unit="facet", disable=not progress):
+        prof = FacetProfile.of(facet, list(facet.values), embed([v.value for v in facet.values]), table)
+        rows = table.rows(facet.name)
+        known = np.array([table.keys[n] in prof.keys for n in rows], dtype=bool)
+        # a known value's other spellings go through unscored: suggest proposes them as aliases
+        scored = [(n, 0.0) for n in rows[known]]
+        if (~known).any():
+            p = ranker.probability(features(table, facet.name, prof, rows[~known], all_freq))
+            scored += [(n, float(prob)) for n, prob in zip(rows[~known], p, strict=True) if prob >= min_probability]
+        for n, prob in scored:
+            span = table.spans[n]
+            entry = per_item.setdefault((table.vocab.name, span.item.id), (span.item, {}))
+            entry[1].setdefault(facet.name, []).append((span.text, prob))
     return LearntAnswers([(item, name, tags) for (name, _), (item, tags) in per_item.items()], positives)

@@ -253,7 +253,7 @@ class SuggestRun:
         encoder = shared_encoder()
         if self.spans:
             routed = {item.id: (item, v) for item, name, _ in answers if (v := self.vocabularies.named(name))}
-            learnt = learnt_answers(list(routed.values()), answers, encoder)
+            learnt = learnt_answers(list(routed.values()), answers, encoder, progress=self.progress)
             self.notes.append(f"ranked the texts' runs of words by what {learnt.positives} mentions of known "
                               "values (hidden a fold at a time) look like" if learnt.learnt else
                               f"only {learnt.positives} mentions of known values in the texts, too few to learn "
