@@ -171,8 +171,9 @@ def test_open_answers_keep_what_the_model_wrote_but_the_text_does_not_state():
     record = {"tags": {"Color": ["Navy"]}, "rejected": [
         {"facet": "Color", "value": "Midnight", "code": "not_in_text"},
         {"facet": "Material", "value": "Teak", "code": "not_in_text"},
+        {"facet": "Color", "value": "Sky", "code": "low_confidence", "score": 0.05},
         {"facet": "Color", "value": "x" * 100, "code": "too_long"}]}
-    assert open_answers(record) == {"Color": ["Navy", "Midnight"], "Material": ["Teak"]}
+    assert open_answers(record) == {"Color": ["Navy", "Midnight", "Sky"], "Material": ["Teak"]}
 
 
 def test_rejected_answers_of_a_closed_run_are_evidence():

@@ -185,12 +185,14 @@ def suggest(vocabularies: VocabularySet, answers: Iterable[tuple[Item, str, dict
 
 
 def open_answers(record: dict[str, Any]) -> dict[str, list[str]]:
-    """Every value an open run's model wrote per facet: the tags, and the answers refused only
+    """Every value an open run's model wrote per facet: the tags, the answers refused only
     because the text does not state them word for word (a normalized value such as
-    "Generation 3" for "G3", or a category name, is still a candidate; support ranks them)."""
+    "Generation 3" for "G3", or a category name, is still a candidate) and those withheld below
+    a confidence threshold (tuned for tagging, not for finding values); the ranking weighs them."""
     out = {facet: list(values) for facet, values in (record.get("tags") or {}).items()}
     for rej in record.get("rejected") or []:
-        if isinstance(rej, dict) and rej.get("code") == "not_in_text" and isinstance(rej.get("value"), str):
+        if (isinstance(rej, dict) and rej.get("code") in ("not_in_text", "low_confidence")
+                and isinstance(rej.get("value"), str)):
             out.setdefault(rej.get("facet", ""), []).append(rej["value"])
     return out
 
