@@ -33,9 +33,11 @@ def test_text_spans_are_runs_of_words_with_the_words_around_them():
 
 
 def test_stated_numbers_read_fractions_units_and_sides():
-    found = stated_numbers('Table 24" wide, 13-1/2"H, 36w x 18d 26 3/4h, 68 lbs., 9oz, 1.9GHz, E5-2420, 4 MB')
+    found = stated_numbers('Table 24" wide, 13-1/2"H, 36w x 18d 26 3/4h, 68 lbs., 9oz, 1.9GHz, E5-2420, 4 MB, '
+                           "12 inches, 2 feet")
     assert [(x, unit) for x, unit, _, _ in found] == [
-        (24.0, "in"), (13.5, "in"), (36.0, None), (18.0, None), (26.75, None), (68.0, "lb"), (9.0, "oz")]
+        (24.0, "in"), (13.5, "in"), (36.0, None), (18.0, None), (26.75, None), (68.0, "lb"), (9.0, "oz"),
+        (12.0, "in"), (2.0, "ft")]
 
 
 def test_conversions_are_found_from_numbers_that_name_their_unit():

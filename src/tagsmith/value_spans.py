@@ -98,7 +98,8 @@ def stated_numbers(text: str) -> list[tuple[float, str | None, int, int]]:
             value = _number(m.group(1))
         except (ValueError, ZeroDivisionError):
             continue
-        out.append((value, unit_symbol(m.group(2).casefold().rstrip("s")) if m.group(2) else None, m.start(), m.end()))
+        unit = m.group(2).casefold() if m.group(2) else None
+        out.append((value, unit and (unit_symbol(unit) or unit_symbol(unit.rstrip("s"))), m.start(), m.end()))
     return out
 
 

@@ -25,8 +25,8 @@ from typing import Any
 
 from tagsmith.items import Item
 from tagsmith.text import fold
-from tagsmith.vocab_health import loose_key, numbers
 from tagsmith.value_spans import learnt_answers
+from tagsmith.vocab_health import loose_key, numbers
 from tagsmith.vocab_patch import FacetPatch, Patch
 from tagsmith.vocabulary import Facet, Vocabulary, VocabularySet, parse_vocabulary
 
