@@ -97,8 +97,9 @@ def vocab_recall(data_path: Path, vocab_spec: str, ks: tuple[int, ...], part: st
               help="Items (.jsonl/.csv) whose text may hold values the vocabulary lacks.")
 @click.option("--vocab", "-v", "vocab", required=True, metavar="PATH|NAME", help="The vocabulary to extend.")
 @click.option("--out", "-o", "out", required=True, type=click.Path(path_type=Path),
-              help="The patch to write (YAML: proposed values with support, example items and the "
-                   "nearest existing values; edit it, then `tagsmith vocab apply`).")
+              help="The patch to write (YAML: proposed values, strongest evidence first, with their score, "
+                   "support, example items and the nearest existing values; edit it, then "
+                   "`tagsmith vocab apply`).")
 @click.option("--answers", "answers_path", type=click.Path(path_type=Path), default=None,
               help="Where the model's open answers go [default: OUT with .answers.jsonl]; a re-run "
                    "continues from it, like `tag --output`.")
