@@ -196,9 +196,9 @@ class SpanTable:
                     if facet in closed and loose_key(text):
                         spans.append(Span(item, text, facet=facet))
                         answered.setdefault((item.id, facet), set()).add(loose_key(text))
+        texts = [t for item in items for t in (item.title, item.description[:max_chars])]
         for f in vocab.facets:
-            found = [] if f.extractive else conversions(
-                f.allowed, [t for item in items for t in (item.title, item.description[:max_chars])])
+            found = [] if f.extractive else conversions(f.allowed, texts)
             if found:
                 spans += [s for item in items for s in converted_spans(item, f.name, found, max_chars=max_chars)]
         keys = [loose_key(s.text) for s in spans]
