@@ -81,6 +81,12 @@ def test_learnt_answers_rank_a_new_value_by_how_the_facets_own_values_look():
     patch = suggest(VocabularySet([vocab]), learnt.answers, top=1)
     assert patch["bins"]["Capacity"].add[0]["value"] == "44 gallon"
     assert patch["bins"]["Width"].add[0]["value"] == "121.9"  # 48" in the facet's centimetres
+    # no run reaches the level: each facet still keeps its most likely ones, in the same order
+    floor = learnt_answers([(i, vocab) for i in items], answers, HashEncoder(), min_positives=5,
+                           min_probability=1.1, min_keys=1)
+    kept = suggest(VocabularySet([vocab]), floor.answers, top=5)
+    assert [a["value"] for a in kept["bins"]["Capacity"].add] == ["44 gallon"]
+    assert [a["value"] for a in kept["bins"]["Width"].add] == ["121.9"]
     # a category tree's answers are the model's, unscored
     assert patch["bins"]["Category"].add[0] == {"value": "Bins > Big", "score": 1.0, "support": 1,
                                                  "examples": ["new: Waste container, 44 gallon, 48\"W, black"]}

@@ -386,6 +386,19 @@ def _ranked(facet: Facet) -> bool:
     return not facet.extractive and facet.hierarchy is None
 
 
+def _likely(rows: np.ndarray, p: np.ndarray, keys: Sequence[str], min_probability: float,
+            min_keys: int) -> list[tuple[int, float]]:
+    """(row, probability) of the runs at or above `min_probability`, of the most likely others
+    until `min_keys` distinct keys are in, and of every run of a key kept (all its items count)."""
+    kept, seen = [], set()
+    for k in np.argsort(-p, kind="stable"):
+        if p[k] < min_probability and len(seen) >= min_keys and keys[k] not in seen:
+            continue
+        kept.append((int(rows[k]), float(p[k])))
+        seen.add(keys[k])
+    return kept
+
+
 def _cached_embedder(encoder: Any) -> Callable[[list[str]], Any]:
     cache: dict[str, Any] = {}
 
@@ -412,10 +425,15 @@ class LearntAnswers:
 
 def learnt_answers(routed: Sequence[tuple[Item, Vocabulary]],
                    model_answers: Sequence[tuple[Item, str, dict[str, Sequence[str]]]], encoder: Any, *,
-                   min_positives: int = 20, min_probability: float = 0.01, max_words: int = 4,
-                   max_chars: int = 500, seed: int = 0, progress: bool = False) -> LearntAnswers:
+                   min_positives: int = 20, min_probability: float = 0.01, min_keys: int = 100,
+                   max_words: int = 4, max_chars: int = 500, seed: int = 0,
+                   progress: bool = False) -> LearntAnswers:
     """Each item's runs of words (and the model's answers) that may be a value its closed facets
     lack, with the ranker's probability, as (item, vocabulary name, {facet: [(text, p)]}).
+
+    Runs below `min_probability` are dropped, except the most likely ones of each facet until
+    `min_keys` distinct values are in: only the order within a facet matters to the suggestions,
+    and a facet whose values look unlike the others' can have every run below any fixed level.
 
     With fewer than `min_positives` mentions of known values in the texts there is too little to
     learn from (a handful of items): the model's answers come back as they are, weighing 1.
@@ -455,7 +473,7 @@ def learnt_answers(routed: Sequence[tuple[Item, Vocabulary]],
         scored = [(n, 0.0) for n in rows[known]]
         if (~known).any():
             p = ranker.probability(features(table, facet.name, prof, rows[~known], all_freq))
-            scored += [(n, float(prob)) for n, prob in zip(rows[~known], p, strict=True) if prob >= min_probability]
+            scored += _likely(rows[~known], p, [table.keys[n] for n in rows[~known]], min_probability, min_keys)
         for n, prob in scored:
             span = table.spans[n]
             entry = per_item.setdefault((table.vocab.name, span.item.id), (span.item, {}))
