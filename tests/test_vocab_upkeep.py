@@ -214,8 +214,16 @@ def test_vocab_cli_audit_suggest_apply(tmp_path, monkeypatch):
     request = engines[0].requests[0]
     assert request.schema is not None  # still a schema-shaped answer
     assert (tmp_path / "suggested.answers.jsonl").exists()
-    r = CliRunner().invoke(main, args)  # resumes from the answers: no item tagged again
-    assert r.exit_code == 0 and len(engines) == 2 and not engines[1].requests
+    r = CliRunner().invoke(main, args)  # every answer is there already: the model is not even started
+    assert r.exit_code == 0 and len(engines) == 1, r.output
+    assert "test-kitchen / Color: Navy (2)" in r.output and "the model was not started" in r.output
+    with (tmp_path / "items.jsonl").open("a") as f:  # a new item: only it is tagged
+        f.write(json.dumps({"id": "9", "title": "Navy bowl"}) + "\n")
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0 and len(engines) == 2 and len(engines[1].requests) == 1, r.output
+    assert "test-kitchen / Color: Navy (3)" in r.output
+    r = CliRunner().invoke(main, [*args[:2], "-i", str(tmp_path / "missing.jsonl"), *args[4:]])
+    assert r.exit_code == 2 and len(engines) == 2 and "missing.jsonl" in r.output, r.output
 
     out = tmp_path / "kitchen-v2.yaml"
     r = CliRunner().invoke(main, ["vocab", "apply", str(patch), str(vocab), "-o", str(out)])

@@ -236,18 +236,22 @@ class SuggestRun:
         from tagsmith.results_store import read_results
         from tagsmith.runtime import FileJob, build_tagger, job_record, open_output
 
+        items = {i.id: i for i in read_items(self.input_path, self.fields)}  # a bad input fails before the model loads
         opened = open_vocabularies(self.vocabularies)
         store = open_output(self.input_path, self.answers_path,
                             {**job_record(self.spec, opened, self.input_path), "open_vocabulary": True})
-        try:
-            built = build_tagger(self.spec, opened)
-        except BaseException:
-            store.close()
-            raise
-        self.notes.extend(built.plan.notes)
-        FileJob(built.tagger, self.input_path, read_items(self.input_path, self.fields), store,
-                limit=self.limit).run(progress=self.progress, note=self.notes.append)
-        items = {i.id: i for i in read_items(self.input_path, self.fields)}
+        if self.limit == 0 or items.keys() <= store.done:
+            store.close()  # a re-run (other --top, --min-support) needs no engine
+            self.notes.append(f"every item's open answer is in {self.answers_path} already: the model was not started")
+        else:
+            try:
+                built = build_tagger(self.spec, opened)
+            except BaseException:
+                store.close()
+                raise
+            self.notes.extend(built.plan.notes)
+            FileJob(built.tagger, self.input_path, read_items(self.input_path, self.fields), store,
+                    limit=self.limit).run(progress=self.progress, note=self.notes.append)
         answers = [(items[i], str(r.get("vocabulary") or ""), open_answers(r))
                    for i, r in read_results(self.answers_path).items() if i in items and not r.get("error")]
         if self.tagged_path is not None:
