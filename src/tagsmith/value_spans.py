@@ -347,7 +347,7 @@ class SpanRanker:
         """Learn from every closed facet's own values, hidden a fold at a time (None: no facet has
         two values stated in its items' texts, so there is nothing to learn from). Each fold keeps
         every positive and a sample of the other runs (`negative_share`, at most `max_negatives`),
-        weighted back to their number."""
+        weighted back to their number; a hidden value's mentions share one weight between them."""
         rng = np.random.default_rng(seed)
         parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         for table in tables:
@@ -372,7 +372,13 @@ class SpanRanker:
                     if not positive[keep].any():
                         continue
                     X = features(table, facet.name, prof, rows[keep], all_freq)
-                    parts.append((X, positive[keep], np.where(positive[keep], 1.0, 1 / share)))
+                    # each hidden value weighs the same however often the texts state it: the
+                    # values a vocabulary lacks are mostly rare ones
+                    kept_keys, y = keys[rows][keep], positive[keep]
+                    mentions = Counter(kept_keys[y])
+                    weight = np.where(y, [1.0 / mentions.get(key, 1) for key in kept_keys], 1 / share)
+                    weight[y] *= y.sum() / weight[y].sum()
+                    parts.append((X, y, weight))
         if not parts:
             return None
         y = np.concatenate([p[1] for p in parts])
