@@ -365,8 +365,9 @@ class SpanRanker:
                     prof = FacetProfile.of(facet, [values[n] for n in visible], vectors[visible], table)
                     hidden_keys = {loose_key(x) for n in hidden for x in (values[n].value, *values[n].aliases)}
                     hidden_keys -= prof.keys
-                    positive = np.array([key in hidden_keys for key in keys[rows]], dtype=bool)
-                    known = np.array([key in prof.keys for key in keys[rows]], dtype=bool)
+                    row_keys = keys[rows]
+                    positive = np.array([key in hidden_keys for key in row_keys], dtype=bool)
+                    known = np.array([key in prof.keys for key in row_keys], dtype=bool)
                     share = min(negative_share, max_negatives / max(1, int((~known & ~positive).sum())))
                     keep = ~known & (positive | (rng.random(len(rows)) < share))
                     if not positive[keep].any():
@@ -374,7 +375,7 @@ class SpanRanker:
                     X = features(table, facet.name, prof, rows[keep], all_freq)
                     # each hidden value weighs the same however often the texts state it: the
                     # values a vocabulary lacks are mostly rare ones
-                    kept_keys, y = keys[rows][keep], positive[keep]
+                    kept_keys, y = row_keys[keep], positive[keep]
                     mentions = Counter(kept_keys[y])
                     weight = np.where(y, [1.0 / mentions.get(key, 1) for key in kept_keys], 1 / share)
                     weight[y] *= y.sum() / weight[y].sum()
@@ -477,9 +478,10 @@ def learnt_answers(routed: Sequence[tuple[Item, Vocabulary]],
         known = np.array([table.keys[n] in prof.keys for n in rows], dtype=bool)
         # a known value's other spellings go through unscored: suggest proposes them as aliases
         scored = [(n, 0.0) for n in rows[known]]
-        if (~known).any():
-            p = ranker.probability(features(table, facet.name, prof, rows[~known], all_freq))
-            scored += _likely(rows[~known], p, [table.keys[n] for n in rows[~known]], min_probability, min_keys)
+        unknown = rows[~known]
+        if len(unknown):
+            p = ranker.probability(features(table, facet.name, prof, unknown, all_freq))
+            scored += _likely(unknown, p, [table.keys[n] for n in unknown], min_probability, min_keys)
         for n, prob in scored:
             span = table.spans[n]
             entry = per_item.setdefault((table.vocab.name, span.item.id), (span.item, {}))

@@ -250,7 +250,7 @@ class SuggestRun:
                 store.close()
                 raise
             self.notes.extend(built.plan.notes)
-            FileJob(built.tagger, self.input_path, read_items(self.input_path, self.fields), store,
+            FileJob(built.tagger, self.input_path, items.values(), store,
                     limit=self.limit).run(progress=self.progress, note=self.notes.append)
         answers = [(items[i], str(r.get("vocabulary") or ""), open_answers(r))
                    for i, r in read_results(self.answers_path).items() if i in items and not r.get("error")]
