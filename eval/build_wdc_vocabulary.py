@@ -14,7 +14,10 @@ One YAML file per category. Policy, from the attribute descriptions' data types:
   they declare `normalize: [alnum, upper]`: the model copies the text, tagsmith normalizes;
 - every other attribute is *closed*: its allowed values are the normalized values seen in
   `train_large.jsonl`; spellings that differ only in case or spacing are merged into one
-  value (the most frequent spelling) with the others as aliases.
+  value (the most frequent spelling) with the others as aliases;
+- a closed facet of bare numbers that the offers' texts state in another unit (Width "61.0" for
+  24") declares the unit its values are in (`unit: cm`), found by `value_spans.conversions`:
+  templates then show the texts' measurements converted to it.
 All WDC-PAVE attributes take one value per offer (several gold values are alternatives).
 """
 
@@ -29,11 +32,25 @@ from pathlib import Path
 import yaml
 
 from tagsmith.gold import in_validation
+from tagsmith.measures import UNITS
 from tagsmith.text import fold, slug
+from tagsmith.value_spans import conversions
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "wdc-pave"
 DEFAULT_OUT = ROOT / "src" / "tagsmith" / "vocabularies" / "wdc-pave"
+
+
+def stored_unit(values: list[str], texts: list[str]) -> str | None:
+    """The unit a facet's bare numbers are in, where the texts state them in another one."""
+    for stated, factor, _ in conversions(values, texts):
+        for name in (stated, f"fl {stated}"):
+            if name in UNITS:
+                kind, size = UNITS[name]
+                for unit, (k, s) in UNITS.items():
+                    if k == kind and abs(size / factor / s - 1) < 0.01:
+                        return unit
+    return None
 
 
 def build(data: Path, split: str = "all", normalized: bool = True) -> dict[str, dict]:
@@ -42,12 +59,14 @@ def build(data: Path, split: str = "all", normalized: bool = True) -> dict[str, 
                                    delimiter=";")}
     counts: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     order: dict[str, list[str]] = defaultdict(list)
+    texts: dict[str, list[str]] = defaultdict(list)
     with (data / "wdc_with_all_attributes_normalized" / "train_large.jsonl").open(encoding="utf-8") as f:
         for line in f:
             offer = json.loads(line)
             if split == "train" and in_validation(str(offer["id"])):
                 continue
             cat = offer["category"]
+            texts[cat].append(f"{offer['input_title']}\n{offer['input_description']}")
             for attr, values in offer["target_scores"].items():
                 if attr not in order[cat]:
                     order[cat].append(attr)
@@ -77,6 +96,9 @@ def build(data: Path, split: str = "all", normalized: bool = True) -> dict[str, 
                 if not values:
                     continue
                 facet["values"] = values
+                unit = stored_unit(list(counts[(cat, attr)]), texts[cat])
+                if unit:
+                    facet["unit"] = unit
             facets.append(facet)
         prefix = "wdc-pave" if split == "all" else f"wdc-pave-{split}"
         vocabularies[slug(cat)] = {

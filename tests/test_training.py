@@ -66,7 +66,24 @@ def test_training_lowers_loss_and_writes_a_manifest(trained_adapter, small_vocab
     assert manifest["template_digest"] == template.digest
     assert manifest["vocabularies"] == {"test-kitchen": small_vocab.digest}
     assert manifest["settings"]["rank"] == 8 and manifest["n_examples"] == 4
+    assert manifest["settings"]["target_modules"] == ["q_proj", "v_proj"]
     assert (folder / "adapter_config.json").is_file()
+
+
+@pytest.mark.slow
+def test_a_continued_adapter_records_the_lora_shape_it_kept(trained_adapter, small_vocab, template, tmp_path):
+    from tagsmith.gold import GoldItem
+    from tagsmith.items import Item
+    from tagsmith.training import TrainSettings, train
+    from tagsmith.vocabulary import VocabularySet
+
+    folder, _ = trained_adapter
+    items = [GoldItem(Item("1", "red knife"), {"Color": ["Red"]})]
+    train(items, VocabularySet([small_vocab]), template, tmp_path / "more",
+          settings=TrainSettings(rank=4, max_steps=1, batch_size=1, init_adapter=str(folder)), progress=False)
+    settings = read_manifest(tmp_path / "more")["settings"]
+    # the settings asked for rank 4 on q/k/v/o; the continued adapter keeps its rank 8 on q/v
+    assert settings["rank"] == 8 and settings["target_modules"] == ["q_proj", "v_proj"]
 
 
 @pytest.mark.slow

@@ -100,6 +100,16 @@ def test_json_vocabulary_and_digest_is_stable(tmp_path):
     assert parse_vocabulary(changed).digest != a.digest
 
 
+def test_digest_ignores_fields_left_at_their_defaults():
+    # a field added to the format later must not change existing vocabularies' digests (adapters record them)
+    facets = [dict(f) for f in SMALL_VOCAB["facets"]]
+    spelled_out = dict(SMALL_VOCAB, facets=[dict(facets[0], unit=None, required=False), *facets[1:]])
+    assert parse_vocabulary(spelled_out).digest == parse_vocabulary(SMALL_VOCAB).digest
+    closed = next(i for i, f in enumerate(facets) if f.get("values"))
+    facets[closed]["unit"] = "cm"
+    assert parse_vocabulary(dict(SMALL_VOCAB, facets=facets)).digest != parse_vocabulary(SMALL_VOCAB).digest
+
+
 def test_builtin_wdc_vocabularies_route_by_category():
     vs = resolve_vocabularies("wdc-pave")
     assert len(vs) == 5

@@ -20,6 +20,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from tagsmith.errors import TemplateError
 from tagsmith.items import Item
+from tagsmith.measures import in_units
 from tagsmith.vocabulary import Vocabulary
 
 TEMPLATE_SUFFIX = ".jinja"
@@ -35,7 +36,7 @@ def make_environment(folder: str | None = None) -> jinja2.Environment:
     """The one Jinja environment every template renders in. `{% include %}` and `{% extends %}`
     find templates beside the including one (`folder`), then in prompts/."""
     search = ([folder] if folder else []) + [str(d) for d in prompt_dirs()]
-    return ImmutableSandboxedEnvironment(
+    environment = ImmutableSandboxedEnvironment(
         loader=jinja2.FileSystemLoader(search),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -43,6 +44,8 @@ def make_environment(folder: str | None = None) -> jinja2.Environment:
         keep_trailing_newline=False,
         autoescape=False,
     )
+    environment.filters["in_units"] = in_units
+    return environment
 
 
 @dataclass(frozen=True)

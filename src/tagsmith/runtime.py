@@ -113,7 +113,7 @@ def choose_run_adapter(engine_name: str, model_spec: str | None, vocabularies: V
         trained_k = ((read_manifest(choice.path) or {}).get("examples") or {}).get("k")
         why = (f"trained for this model and vocabulary{f' with {trained_k} worked examples per prompt' if trained_k else ''}"
                if choice.trained_on_vocabulary else
-               "trained for this model on these categories, whose values have changed since"
+               "trained for this model on these categories, whose vocabularies have changed since"
                if choice.same_categories else
                "the general tagging adapter, trained on many small vocabularies to read a facet's options"
                if choice.general else

@@ -262,7 +262,7 @@ def train(items: Sequence[GoldItem], vocabularies: VocabularySet, template: Prom
         # only the vocabularies it saw: one held out of training must not look "trained for"
         "vocabularies": {v.name: v.digest for v in seen_vocabularies(items, vocabularies)},
         "data_digest": data_digest(items),
-        "n_examples": len(examples), "settings": {**asdict(settings), "qlora": cuda},
+        "n_examples": len(examples), "settings": {**asdict(settings), **lora_settings(peft_model), "qlora": cuda},
         "steps": total, "seconds": round(result.seconds, 1), "peak_memory_gb": peak_memory_gb(),
         "loss_first": losses[0], "loss_last_10_mean": sum(losses[-10:]) / len(losses[-10:]),
         **({"examples": {"digest": examples_index.digest, "k": examples_index.k, "n": len(examples_index)}}
@@ -318,6 +318,14 @@ class Checkpoint:
         import shutil
 
         shutil.rmtree(self.path.parent, ignore_errors=True)
+
+
+def lora_settings(peft_model: Any) -> dict[str, Any]:
+    """The LoRA shape the trained adapter has: an `init_adapter` keeps its own rank and modules,
+    whatever the settings asked for."""
+    config = peft_model.peft_config["default"]
+    return {"rank": config.r, "alpha": config.lora_alpha, "dropout": config.lora_dropout,
+            "target_modules": sorted(config.target_modules)}
 
 
 def peak_memory_gb() -> float:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from tagsmith.items import Item
+from tagsmith.measures import parse_number
 from tagsmith.text import fold
 from tagsmith.vocab_health import loose_key, unit_symbol
 from tagsmith.vocabulary import Facet, Value, Vocabulary
@@ -78,15 +79,6 @@ def text_spans(item: Item, *, max_words: int = 4, max_chars: int = 500) -> list[
     return spans
 
 
-def _number(text: str) -> float:
-    """ "13-1/2" and "13 1/2" -> 13.5, "1/2" -> 0.5, "8.9" -> 8.9."""
-    whole, _, fraction = text.replace("-", " ").rpartition(" ") if "/" in text else (text, "", "")
-    if "/" in fraction:
-        top, bottom = fraction.split("/")
-        return (float(whole) if whole else 0.0) + float(top) / float(bottom) if float(bottom) else 0.0
-    return float(whole)
-
-
 def stated_numbers(text: str) -> list[tuple[float, str | None, int, int]]:
     """The numbers a text states, with their unit symbol if one follows (24" -> (24.0, "in")), and
     where they stand (start, end of the number and its unit)."""
@@ -95,7 +87,7 @@ def stated_numbers(text: str) -> list[tuple[float, str | None, int, int]]:
         if not m.group(2) and re.match(r"[^\W\d_]{2}", text[m.end():]):
             continue  # a unit of its own ("1.9GHz", "4MB"); one letter may name the side ("36w")
         try:
-            value = _number(m.group(1))
+            value = parse_number(m.group(1))
         except (ValueError, ZeroDivisionError):
             continue
         unit = m.group(2).casefold() if m.group(2) else None

@@ -25,6 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tagsmith.errors import VocabularyError
+from tagsmith.measures import UNITS
 from tagsmith.text import fold, normalize
 
 VOCAB_SUFFIXES = (".yaml", ".yml", ".json")
@@ -74,6 +75,9 @@ class Facet(BaseModel):
     #: text's own form; tagsmith normalizes it, and finds the span of a normalized gold value.
     normalize: tuple[Literal["alnum", "upper", "lower", "spaces"], ...] = ()
     hierarchy: Hierarchy | None = None
+    #: The unit this facet's numbers are stored in ("cm" for values like "61.0"): templates show
+    #: measurements the text states in another unit of the same kind converted to it (measures.py).
+    unit: str | None = None
 
     @field_validator("values", mode="before")
     @classmethod
@@ -93,6 +97,8 @@ class Facet(BaseModel):
             raise ValueError("facet has no values (list some, or mark it 'extractive: true')")
         if self.required and self.extractive:
             raise ValueError("an extractive facet cannot be required (its text may not state a value)")
+        if self.unit is not None and self.unit not in UNITS:
+            raise ValueError(f"unknown unit {self.unit!r} (known: {', '.join(UNITS)})")
         if self.normalize and not self.extractive:
             raise ValueError("'normalize' applies to extractive facets (closed facets list their values' spellings)")
         seen: dict[str, str] = {}
@@ -184,8 +190,10 @@ class Vocabulary(BaseModel):
 
     @cached_property
     def digest(self) -> str:
-        """Stable content hash; adapters and eval caches record it to detect a changed vocabulary."""
-        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        """Stable content hash; adapters and eval caches record it to detect a changed vocabulary.
+        Fields left at their defaults are not part of it, so a field added to the format later
+        changes no existing vocabulary's digest (and invalidates no adapter trained on it)."""
+        payload = json.dumps(self.model_dump(mode="json", exclude_defaults=True), sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
