@@ -38,10 +38,10 @@ SPELLINGS: dict[str, tuple[str, ...]] = {
 }
 _UNIT_OF_SPELLING = [(re.compile(f"(?:{s})$", re.IGNORECASE), unit)
                      for unit, spellings in SPELLINGS.items() for s in spellings]
-# longer spellings first, so "fl oz" wins over "oz" and "inches" over "in"
 _QUOTES = ('"', "''", "\u201d", "'", "\u2019")
 #: inch marks may touch a side letter (24"W); a foot mark before a letter is an apostrophe (80's)
 _MARKS = "\"|''|\u201d|['\u2019](?![^\\W\\d_])"
+# longer spellings first, so "fl oz" wins over "oz" and "inches" over "in"
 _UNIT = "|".join(sorted((s for ss in SPELLINGS.values() for s in ss if s not in _QUOTES), key=len, reverse=True))
 _NUMBER = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?(?:[- ]\d+/\d+)?|\d+/\d+"
 #: one number, its unit if one follows ("24\"", "3-7/8 in", "610mm"), and the next in a chain
@@ -73,8 +73,6 @@ def unit_of(spelling: str) -> str | None:
 class Measure:
     value: float
     unit: str
-    #: the number as the text writes it
-    number: str
     start: int
     #: where the annotation goes: after the unit and any side letter that follows it
     end: int
@@ -83,23 +81,23 @@ class Measure:
 def measurements(text: str) -> list[Measure]:
     """The measurements a text states with a unit. A number without one borrows the unit that
     ends its chain of dimensions ("36 x 18 x 30 in": three lengths in inches)."""
-    found: list[tuple[float, str | None, str, int, int]] = []
+    found: list[tuple[float, str | None, int, int]] = []
     for m in MEASURE.finditer(text):
         try:
             value = parse_number(m.group(1))
         except (ValueError, ZeroDivisionError):
             continue
         end = m.end(2) if m.group(2) else m.end(1)
-        found.append((value, unit_of(m.group(2)) if m.group(2) else None, m.group(1), m.start(1), end))
+        found.append((value, unit_of(m.group(2)) if m.group(2) else None, m.start(1), end))
     out: list[Measure] = []
     unit = None
     for k in range(len(found) - 1, -1, -1):  # right to left: a chain's unit stands at its end
-        value, stated, number, start, end = found[k]
-        chained = k + 1 < len(found) and _CHAIN.match(text[end:found[k + 1][3]]) is not None
+        value, stated, start, end = found[k]
+        chained = k + 1 < len(found) and _CHAIN.match(text[end:found[k + 1][2]]) is not None
         unit = stated or (unit if chained else None)
         if unit:
             side = _SIDE.match(text, end)
-            out.append(Measure(value, unit, number, start, side.end() if side else end))
+            out.append(Measure(value, unit, start, side.end() if side else end))
     return out[::-1]
 
 
@@ -130,12 +128,9 @@ def annotate(text: str, targets: dict[str, Target]) -> str:
     pieces, last = [], 0
     for m in measurements(text):
         target = targets.get(UNITS[m.unit][0])
-        if target is None:
+        if target is None or m.unit == target.unit:
             continue
-        if m.unit == target.unit:
-            continue
-        number = target.number(m.value, m.unit)
-        pieces += [text[last:m.end], f" ({number} {target.unit})"]
+        pieces += [text[last:m.end], f" ({target.number(m.value, m.unit)} {target.unit})"]
         last = m.end
     return "".join(pieces) + text[last:] if pieces else text
 
