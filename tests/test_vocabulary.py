@@ -100,6 +100,13 @@ def test_json_vocabulary_and_digest_is_stable(tmp_path):
     assert parse_vocabulary(changed).digest != a.digest
 
 
+def test_a_bad_unit_is_one_problem_named_with_its_facet():
+    with pytest.raises(VocabularyError) as err:
+        parse_vocabulary({"name": "t", "facets": [{"name": "Width", "unit": "furlong", "values": ["1.0"]}]})
+    assert "facet 'Width'" in str(err.value) and "unknown unit 'furlong'" in str(err.value)
+    assert "more problem" not in str(err.value)
+
+
 def test_digest_ignores_fields_left_at_their_defaults():
     # a field added to the format later must not change existing vocabularies' digests (adapters record them)
     facets = [dict(f) for f in SMALL_VOCAB["facets"]]

@@ -224,9 +224,12 @@ def parse_vocabulary(raw: Any, *, path: str | None = None) -> Vocabulary:
     try:
         return Vocabulary.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        facet, msg = _describe_error(first, raw)
-        more = len(exc.errors()) - 1
+        errors = exc.errors()
+        # a facet that fails also leaves the facet list "too short": one problem, not two
+        if any(len(e["loc"]) > 1 and e["loc"][0] == "facets" for e in errors):
+            errors = [e for e in errors if not (e["type"] == "too_short" and tuple(e["loc"]) == ("facets",))]
+        facet, msg = _describe_error(errors[0], raw)
+        more = len(errors) - 1
         if more:
             msg += f" (and {more} more problem{'s' if more > 1 else ''})"
         raise VocabularyError(msg, path=path, facet=facet) from None
