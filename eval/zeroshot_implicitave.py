@@ -84,10 +84,11 @@ def embedding(test: Dataset, encoder: TextEncoder) -> list[str | None]:
     vectors = encoder.encode([item_text(g) for g in test.items])
     by_facet: dict[str, object] = {}
     for g, v in zip(test.items, vectors, strict=True):
-        facet = test.vocabularies.for_category(g.item.category).facets[0]
-        if facet.name not in by_facet:
-            by_facet[facet.name] = option_vectors(encoder, facet)
-        prior = embedding_prior(by_facet[facet.name] @ v, 1.0)
+        vocab = test.vocabularies.for_category(g.item.category)
+        facet = vocab.facets[0]
+        if vocab.name not in by_facet:
+            by_facet[vocab.name] = option_vectors(encoder, facet)
+        prior = embedding_prior(by_facet[vocab.name] @ v, 1.0)
         out.append(facet.allowed[int(prior.argmax())])
     return out
 
@@ -116,6 +117,28 @@ def bootstrap(correct: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float,
     idx = rng.integers(0, len(correct), size=(n, len(correct)))
     means = correct[idx].mean(axis=1)
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def print_table(table: dict[str, dict[str, np.ndarray]], runs: list[str], rows: str) -> None:
+    """Accuracy per group and run with bootstrap intervals, paired against `embedding`, and the
+    mean over groups, as a Markdown table."""
+    ref = "embedding" if "embedding" in runs else runs[0]
+    print(f"\nAccuracy in % [95% bootstrap CI], {rows}; delta = paired difference against {ref}\n")
+    print("| domain | " + " | ".join(runs) + " |")
+    print("|---|" + "---|" * len(runs))
+    for domain, cols in table.items():
+        cells = []
+        for run in runs:
+            acc, (lo, hi) = 100 * cols[run].mean(), bootstrap(cols[run])
+            cell = f"{acc:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+            if run != ref:
+                d = cols[run] - cols[ref]
+                dlo, dhi = bootstrap(d)
+                cell += f" (delta {100 * d.mean():+.1f} [{100 * dlo:+.1f}, {100 * dhi:+.1f}])"
+            cells.append(cell)
+        print(f"| {domain} | " + " | ".join(cells) + " |")
+    means = {run: np.mean([100 * cols[run].mean() for cols in table.values()]) for run in runs}
+    print("| **mean** | " + " | ".join(f"{means[r]:.1f}" for r in runs) + " |")
 
 
 def main() -> None:
@@ -154,24 +177,7 @@ def main() -> None:
                 pred = llm(run, test, args.engine, args.adapter)
             table[domain][run] = np.array([p == g for p, g in zip(pred, gold, strict=True)], dtype=float)
             dump[f"{domain}/{run}"] = dict(zip([g.item.id for g in test.items], pred, strict=True))
-    ref = "embedding" if "embedding" in runs else runs[0]
-    print(f"\nAccuracy in % [95% bootstrap CI], first {args.n} validation rows per domain; "
-          f"delta = paired difference against {ref}\n")
-    print("| domain | " + " | ".join(runs) + " |")
-    print("|---|" + "---|" * len(runs))
-    for domain, cols in table.items():
-        cells = []
-        for run in runs:
-            acc, (lo, hi) = 100 * cols[run].mean(), bootstrap(cols[run])
-            cell = f"{acc:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
-            if run != ref:
-                d = cols[run] - cols[ref]
-                dlo, dhi = bootstrap(d)
-                cell += f" (delta {100 * d.mean():+.1f} [{100 * dlo:+.1f}, {100 * dhi:+.1f}])"
-            cells.append(cell)
-        print(f"| {domain} | " + " | ".join(cells) + " |")
-    means = {run: np.mean([100 * cols[run].mean() for cols in table.values()]) for run in runs}
-    print("| **mean of domains** | " + " | ".join(f"{means[r]:.1f}" for r in runs) + " |")
+    print_table(table, runs, f"first {args.n} validation rows per domain")
     if args.json:
         args.json.write_text(json.dumps(dump, indent=1))
 
