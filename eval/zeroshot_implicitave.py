@@ -119,6 +119,15 @@ def bootstrap(correct: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float,
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
+def chosen_runs(ap: argparse.ArgumentParser, text: str, known: tuple[str, ...]) -> list[str]:
+    """The comma-separated runs asked for; an unknown one is a usage error naming the known."""
+    runs = [r for r in text.split(",") if r]
+    unknown = [r for r in runs if r not in known]
+    if unknown:
+        ap.error(f"unknown run(s) {unknown}; choose from {', '.join(known)}")
+    return runs
+
+
 def print_table(table: dict[str, dict[str, np.ndarray]], runs: list[str], rows: str) -> None:
     """Accuracy per group and run with bootstrap intervals, paired against `embedding`, and the
     mean over groups, as a Markdown table."""
@@ -153,10 +162,7 @@ def main() -> None:
                          "score one before it ships [default: auto]")
     ap.add_argument("--json", type=Path, default=None, help="also write every row's predictions here")
     args = ap.parse_args()
-    runs = [r for r in args.runs.split(",") if r]
-    unknown = [r for r in runs if r not in RUNS]
-    if unknown:
-        ap.error(f"unknown run(s) {unknown}; choose from {', '.join(RUNS)}")
+    runs = chosen_runs(ap, args.runs, RUNS)
     encoder = TextEncoder()
     table: dict[str, dict[str, np.ndarray]] = {}
     dump = {}

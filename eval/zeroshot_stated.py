@@ -37,7 +37,7 @@ from tagsmith.gold import Dataset, GoldItem, load_extractgpt
 from tagsmith.items import Item
 from tagsmith.text import fold
 from tagsmith.vocabulary import Facet, Value, Vocabulary, VocabularySet
-from zeroshot_implicitave import LLM_RUNS, embedding, llm, print_table
+from zeroshot_implicitave import LLM_RUNS, chosen_runs, embedding, llm, print_table
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data/extractgpt/processed_datasets"
 SOURCES = ("ae-110k", "oa-mine")
@@ -80,10 +80,7 @@ def main() -> None:
     ap.add_argument("--adapter", default="auto", help="adapter of the runs that use `--adapter auto`")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    runs = [r for r in args.runs.split(",") if r]
-    unknown = [r for r in runs if r not in RUNS]
-    if unknown:
-        ap.error(f"unknown run(s) {unknown}; choose from {', '.join(RUNS)}")
+    runs = chosen_runs(ap, args.runs, RUNS)
     encoder = TextEncoder()
     table: dict[str, dict[str, np.ndarray]] = {}
     for source in [s for s in args.sources.split(",") if s]:
