@@ -117,6 +117,18 @@ def test_digest_ignores_fields_left_at_their_defaults():
     assert parse_vocabulary(dict(SMALL_VOCAB, facets=facets)).digest != parse_vocabulary(SMALL_VOCAB).digest
 
 
+def test_a_copy_with_changed_fields_works_out_its_cached_properties_again():
+    vocab = parse_vocabulary(SMALL_VOCAB)
+    facet = next(f for f in vocab.facets if not f.extractive and len(f.values) > 1)
+    dropped = facet.allowed[-1]
+    assert facet.canonical(dropped) == dropped and vocab.digest  # cached before the copies
+    fewer = facet.model_copy(update={"values": facet.values[:-1]})
+    assert fewer.allowed == facet.allowed[:-1] and fewer.canonical(dropped) is None
+    renamed = vocab.model_copy(update={"name": "other"})
+    assert renamed.digest == parse_vocabulary(dict(SMALL_VOCAB, name="other")).digest != vocab.digest
+    assert facet.model_copy().allowed is facet.allowed  # a plain copy keeps them
+
+
 def test_builtin_wdc_vocabularies_route_by_category():
     vs = resolve_vocabularies("wdc-pave")
     assert len(vs) == 5

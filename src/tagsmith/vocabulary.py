@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -30,6 +30,24 @@ from tagsmith.text import fold, normalize
 
 VOCAB_SUFFIXES = (".yaml", ".yml", ".json")
 BUILTIN_DIR = Path(__file__).parent / "vocabularies"
+
+
+class _Cached(BaseModel):
+    """A frozen model whose `cached_property` values are worked out from its fields: a copy with
+    changed fields (`model_copy(update=...)`) must work them out again, not inherit the
+    original's (pydantic copies the instance dict, caches included)."""
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        copy = super().model_copy(update=update, deep=deep)
+        if update:
+            for name in _cached_properties(type(self)):
+                copy.__dict__.pop(name, None)
+        return copy
+
+
+def _cached_properties(cls: type) -> list[str]:
+    return [name for klass in cls.__mro__ for name, member in vars(klass).items()
+            if isinstance(member, cached_property)]
 
 
 class Value(BaseModel):
@@ -55,7 +73,7 @@ class Hierarchy(BaseModel):
     separator: str = " > "
 
 
-class Facet(BaseModel):
+class Facet(_Cached):
     """One attribute to tag. Exactly one of `values` or `extractive` defines what it accepts."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -160,7 +178,7 @@ class Facet(BaseModel):
         return self._canonical.get(fold(answer))
 
 
-class Vocabulary(BaseModel):
+class Vocabulary(_Cached):
     """A named set of facets, optionally bound to one product category."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
