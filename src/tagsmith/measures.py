@@ -146,4 +146,4 @@ def targets(vocabulary: Vocabulary) -> dict[str, Target]:
 
 def in_units(text: str, vocabulary: Vocabulary) -> str:
     """The templates' `in_units` filter: `{{ title | in_units(vocabulary) }}`."""
-    return annotate(text, targets(vocabulary))
+    return annotate(text, vocabulary.unit_targets)

@@ -25,7 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tagsmith.errors import VocabularyError
-from tagsmith.measures import UNITS
+from tagsmith.measures import UNITS, Target, targets
 from tagsmith.text import fold, normalize
 
 VOCAB_SUFFIXES = (".yaml", ".yml", ".json")
@@ -205,6 +205,12 @@ class Vocabulary(_Cached):
     def size(self) -> int:
         """Number of allowed values across closed facets."""
         return sum(len(f.allowed) for f in self.facets)
+
+    @cached_property
+    def unit_targets(self) -> dict[str, Target]:
+        """Per kind of measure, the unit its facets store it in (`measures.targets`): worked out
+        once per vocabulary, not for every text a template shows in its units."""
+        return targets(self)
 
     @cached_property
     def digest(self) -> str:
