@@ -119,13 +119,13 @@ def bootstrap(correct: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float,
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def chosen_runs(ap: argparse.ArgumentParser, text: str, known: tuple[str, ...]) -> list[str]:
-    """The comma-separated runs asked for; an unknown one is a usage error naming the known."""
-    runs = [r for r in text.split(",") if r]
-    unknown = [r for r in runs if r not in known]
+def chosen(ap: argparse.ArgumentParser, text: str, known: tuple[str, ...], what: str = "run") -> list[str]:
+    """The comma-separated names asked for; an unknown one is a usage error naming the known."""
+    names = [r for r in text.split(",") if r]
+    unknown = [r for r in names if r not in known]
     if unknown:
-        ap.error(f"unknown run(s) {unknown}; choose from {', '.join(known)}")
-    return runs
+        ap.error(f"unknown {what}(s) {unknown}; choose from {', '.join(known)}")
+    return names
 
 
 def print_table(table: dict[str, dict[str, np.ndarray]], runs: list[str], rows: str) -> None:
@@ -162,7 +162,7 @@ def main() -> None:
                          "score one before it ships [default: auto]")
     ap.add_argument("--json", type=Path, default=None, help="also write every row's predictions here")
     args = ap.parse_args()
-    runs = chosen_runs(ap, args.runs, RUNS)
+    runs = chosen(ap, args.runs, RUNS)
     encoder = TextEncoder()
     table: dict[str, dict[str, np.ndarray]] = {}
     dump = {}

@@ -37,7 +37,7 @@ from tagsmith.gold import Dataset, GoldItem, load_extractgpt
 from tagsmith.items import Item
 from tagsmith.text import fold
 from tagsmith.vocabulary import Facet, Value, Vocabulary, VocabularySet
-from zeroshot_implicitave import LLM_RUNS, chosen_runs, embedding, llm, print_table
+from zeroshot_implicitave import LLM_RUNS, chosen, embedding, llm, print_table
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data/extractgpt/processed_datasets"
 SOURCES = ("ae-110k", "oa-mine")
@@ -74,16 +74,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--n", type=int, default=150, help="(title, attribute) pairs per source")
-    ap.add_argument("--sources", default=",".join(SOURCES))
-    ap.add_argument("--runs", default="embedding,adapter,scored,fused")
+    ap.add_argument("--sources", default=",".join(SOURCES), help="comma-separated, of: " + ", ".join(SOURCES))
+    ap.add_argument("--runs", default="embedding,adapter,scored,fused", help="comma-separated, of: " + ", ".join(RUNS))
     ap.add_argument("--engine", default="auto")
     ap.add_argument("--adapter", default="auto", help="adapter of the runs that use `--adapter auto`")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    runs = chosen_runs(ap, args.runs, RUNS)
+    runs = chosen(ap, args.runs, RUNS)
+    sources = chosen(ap, args.sources, SOURCES, "source")
     encoder = TextEncoder()
     table: dict[str, dict[str, np.ndarray]] = {}
-    for source in [s for s in args.sources.split(",") if s]:
+    for source in sources:
         test = stated_tasks(args.data / source / "test.jsonl", args.n, args.seed)
         gold = [g.gold[next(iter(g.gold))][0] for g in test.items]
         table[source] = {}
