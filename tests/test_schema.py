@@ -26,6 +26,9 @@ def test_schema_shape(small_vocab):
     ({"Color": [], "Material": [], "Part Number": [], "Category": [], "Extra": []}, False),
     ({"Color": [], "Material": []}, False),
     ({"Color": [], "Material": [], "Part Number": ['a"b'], "Category": []}, False),
+    ({"Color": [], "Material": [], "Part Number": ["x" * 64], "Category": []}, True),
+    ({"Color": [], "Material": [], "Part Number": ["x" * 65], "Category": []}, False),
+    ({"Color": [], "Material": [], "Part Number": [""], "Category": []}, False),
 ])
 def test_schema_accepts_only_vocabulary_answers(small_vocab, answer, ok):
     validator = jsonschema.Draft202012Validator(build_schema(small_vocab))
@@ -43,3 +46,11 @@ def test_token_budget_covers_longest_answer(small_vocab):
     longest = {"Color": ["Stainless Steel", "stainless"], "Material": ["Plastic"],
                "Part Number": ["x" * 64], "Category": ["Kitchen > Cookware > Pans"]}
     assert max_answer_tokens(small_vocab) >= len(json.dumps(longest).encode())
+
+
+def test_schema_has_only_features_every_vllm_backend_takes(small_vocab):
+    """vLLM refuses xgrammar for a string with both a pattern and length bounds, so a span's
+    length bound lives in its pattern: the same schema runs on guidance, xgrammar and outlines."""
+    backend = pytest.importorskip("vllm.v1.structured_output.backend_xgrammar")
+    for shape in ("full", "filled"):
+        assert not backend.has_xgrammar_unsupported_json_features(build_schema(small_vocab, shape))

@@ -28,9 +28,10 @@ from tagsmith.vocabulary import Facet, Vocabulary
 
 def facet_schema(facet: Facet, shape: AnswerShape = "full") -> dict[str, Any]:
     if facet.extractive:
-        # No quotes/backslashes/newlines: keeps spans copyable and the JSON trivially valid.
-        items: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": facet.max_length,
-                                 "pattern": r'^[^"\\\n\r\t]+$'}
+        # No quotes/backslashes/newlines: keeps spans copyable and the JSON trivially valid. The
+        # length bound is part of the pattern, not minLength/maxLength: vLLM refuses xgrammar
+        # for a string that has a pattern and length bounds both.
+        items: dict[str, Any] = {"type": "string", "pattern": rf'^[^"\\\n\r\t]{{1,{facet.max_length}}}$'}
     else:
         items = {"type": "string", "enum": list(facet.surface_forms)}
     schema: dict[str, Any] = {"type": "array", "items": items, "maxItems": facet.max_values}
