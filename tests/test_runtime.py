@@ -154,3 +154,14 @@ def test_vllm_options_take_a_key_value_cache_size(kitchen, tmp_path):
         tagsmith.load_settings(config)
     config.write_text('[engine.vllm]\ncpu_kv_cache_gib = 6\n')
     assert tagsmith.load_settings(config).engine.vllm.cpu_kv_cache_gib == 6
+
+
+def test_a_shared_engine_that_its_caller_closed_is_loaded_again():
+    from tagsmith import runtime
+
+    first = runtime.shared_engine("fake", None, {})
+    first.close()
+    assert runtime.loaded_engine("fake", None, {}) is None
+    second = runtime.shared_engine("fake", None, {})
+    assert second is not first and not second.closed
+    second.close()

@@ -238,8 +238,10 @@ def _key(name: str, model: str | None, options: dict[str, Any]) -> str:
 
 
 def loaded_engine(name: str, model: str | None, options: dict[str, Any]) -> Engine | None:
-    """The shared engine for (name, model, options) if this process has loaded it already."""
-    return _SHARED.get(_key(name, model, options))
+    """The shared engine for (name, model, options) if this process has loaded it already (and
+    nobody closed it)."""
+    engine = _SHARED.get(_key(name, model, options))
+    return engine if engine is not None and not engine.closed else None
 
 
 def without_lora(engine: str, options: dict[str, Any], adapters: Sequence[str | None]) -> dict[str, Any]:
@@ -251,9 +253,10 @@ def without_lora(engine: str, options: dict[str, Any], adapters: Sequence[str | 
 
 
 def shared_engine(name: str, model: str | None, options: dict[str, Any]) -> Engine:
-    """The engine for (name, model, options), loaded on first use and kept for this process."""
+    """The engine for (name, model, options), loaded on first use and kept for this process
+    (loaded again if a caller closed it)."""
     key = _key(name, model, options)
-    if key not in _SHARED:
+    if key not in _SHARED or _SHARED[key].closed:
         _SHARED[key] = create_engine(name, model, **options)
     return _SHARED[key]
 

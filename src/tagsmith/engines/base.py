@@ -201,8 +201,14 @@ class Engine(ABC):
         prompt and the answer before it (the model's own, no grammar mask), in order."""
         raise NotImplementedError(f"the {self.name} engine cannot read token probabilities")
 
-    def close(self) -> None:  # noqa: B027 - optional hook, most engines have nothing to free
-        """Release the model; the engine is unusable afterwards."""
+    #: set by `close`: a process-wide cache of engines (runtime.shared_engine) loads a fresh one
+    #: instead of handing out one that a caller closed
+    closed: bool = False
+
+    def close(self) -> None:
+        """Release the model; the engine is unusable afterwards. Engines that free something
+        override this and call it too."""
+        self.closed = True
 
     def __enter__(self) -> Engine:
         return self

@@ -333,6 +333,7 @@ class TransformersEngine(Engine):
         return out.past_key_values, first
 
     def close(self) -> None:
+        super().close()
         self._cache.clear()
         self._contexts.clear()
         self._decoder = None

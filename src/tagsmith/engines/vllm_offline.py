@@ -253,6 +253,7 @@ class VLLMEngine(Engine):
 
     def close(self) -> None:
         """Stop vLLM's engine-core process now rather than at interpreter exit."""
+        super().close()
         llm, self._llm = self._llm, None
         core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
         if core is not None and hasattr(core, "shutdown"):
