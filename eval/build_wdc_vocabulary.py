@@ -32,7 +32,6 @@ from pathlib import Path
 import yaml
 
 from tagsmith.gold import in_validation
-from tagsmith.measures import UNITS
 from tagsmith.text import fold, slug
 from tagsmith.value_spans import conversions
 
@@ -43,14 +42,7 @@ DEFAULT_OUT = ROOT / "src" / "tagsmith" / "vocabularies" / "wdc-pave"
 
 def stored_unit(values: list[str], texts: list[str]) -> str | None:
     """The unit a facet's bare numbers are in, where the texts state them in another one."""
-    for stated, factor, _ in conversions(values, texts):
-        for name in (stated, f"fl {stated}"):
-            if name in UNITS:
-                kind, size = UNITS[name]
-                for unit, (k, s) in UNITS.items():
-                    if k == kind and abs(size / factor / s - 1) < 0.01:
-                        return unit
-    return None
+    return next((c.target for c in conversions(values, texts)), None)
 
 
 def build(data: Path, split: str = "all", normalized: bool = True) -> dict[str, dict]:

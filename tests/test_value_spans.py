@@ -34,16 +34,16 @@ def test_text_spans_are_runs_of_words_with_the_words_around_them():
 
 def test_stated_numbers_read_fractions_units_and_sides():
     found = stated_numbers('Table 24" wide, 13-1/2"H, 36w x 18d 26 3/4h, 68 lbs., 9oz, 1.9GHz, E5-2420, 4 MB, '
-                           "12 inches, 2 feet")
+                           "12 inches, 2 feet, 250 grams")
     assert [(x, unit) for x, unit, _, _ in found] == [
         (24.0, "in"), (13.5, "in"), (36.0, None), (18.0, None), (26.75, None), (68.0, "lb"), (9.0, "oz"),
-        (12.0, "in"), (2.0, "ft")]
+        (12.0, "in"), (2.0, "ft"), (250.0, "g")]
 
 
 def test_conversions_are_found_from_numbers_that_name_their_unit():
     centimetres = ["61.0", "91.4", "76.2", "12.7", "30.5"]
     texts = ['Work table, 24" wide', '36" x 30"', 'Shelf, 5" tall', '12 in. deep', "a 36 x 18 mat"]
-    assert conversions(centimetres, texts) == [("in", 2.54, 1)]
+    assert conversions(centimetres, texts) == [("in", "cm", 2.54, 1)]
     # counts: the numbers as stated explain them; a conversion hitting some by chance does not count
     assert conversions(["12", "24", "36", "100"], ['12 pack, 1" thick', "24 per case", '36 rolls, 4"']) == []
     assert conversions(["Red", "Blue"], texts) == []

@@ -15,34 +15,14 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from tagsmith.units import MEASURES, spellings_pattern, unit_of
+
 if TYPE_CHECKING:
     from tagsmith.vocabulary import Vocabulary
 
-#: unit symbol -> (what it measures, its size in that measure's base unit)
-UNITS: dict[str, tuple[str, float]] = {
-    "mm": ("length", 0.1), "cm": ("length", 1.0), "m": ("length", 100.0),
-    "in": ("length", 2.54), "ft": ("length", 30.48),
-    "g": ("mass", 1.0), "kg": ("mass", 1000.0), "oz": ("mass", 28.349523125), "lb": ("mass", 453.59237),
-    "ml": ("volume", 1.0), "l": ("volume", 1000.0), "fl oz": ("volume", 29.5735295625),
-    "gal": ("volume", 3785.411784),
-}
-#: how texts spell each unit (matched case-insensitively, as whole words)
-SPELLINGS: dict[str, tuple[str, ...]] = {
-    "mm": ("mm", "millimeters?", "millimetres?"), "cm": ("cm", "cms", "centimeters?", "centimetres?"),
-    "m": ("m", "meters?", "metres?"),
-    "in": ('"', "''", "\u201d", "in\\.?", "inch(?:es)?"), "ft": ("'", "\u2019", "ft\\.?", "feet", "foot"),
-    "g": ("g", "grams?", "gr"), "kg": ("kgs?", "kilograms?", "kilos?"),
-    "oz": ("oz\\.?", "ounces?"), "lb": ("lbs?\\.?", "pounds?"),
-    "ml": ("ml", "milliliters?", "millilitres?"), "l": ("l", "liters?", "litres?"),
-    "fl oz": ("fl\\.? ?oz\\.?", "fluid ounces?"), "gal": ("gal\\.?", "gallons?"),
-}
-_UNIT_OF_SPELLING = [(re.compile(f"(?:{s})$", re.IGNORECASE), unit)
-                     for unit, spellings in SPELLINGS.items() for s in spellings]
-_QUOTES = ('"', "''", "\u201d", "'", "\u2019")
 #: inch marks may touch a side letter (24"W); a foot mark before a letter is an apostrophe (80's)
 _MARKS = "\"|''|\u201d|['\u2019](?![^\\W\\d_])"
-# longer spellings first, so "fl oz" wins over "oz" and "inches" over "in"
-_UNIT = "|".join(sorted((s for ss in SPELLINGS.values() for s in ss if s not in _QUOTES), key=len, reverse=True))
+_UNIT = spellings_pattern(list(MEASURES), marks=False)
 _NUMBER = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?(?:[- ]\d+/\d+)?|\d+/\d+"
 #: one number, its unit if one follows ("24\"", "3-7/8 in", "610mm"), and the next in a chain
 #: of dimensions sharing one unit at its end ("36 x 18 x 30 in")
@@ -61,12 +41,6 @@ def parse_number(text: str) -> float:
         top, bottom = fraction.split("/")
         return (float(whole) if whole else 0.0) + (float(top) / float(bottom) if float(bottom) else 0.0)
     return float(whole)
-
-
-def unit_of(spelling: str) -> str | None:
-    """The unit symbol of one spelling ("inches" -> "in", '"' -> "in"), or None."""
-    spelling = spelling.strip()
-    return next((unit for pattern, unit in _UNIT_OF_SPELLING if pattern.match(spelling)), None)
 
 
 @dataclass(frozen=True)
@@ -110,7 +84,7 @@ class Target:
 
     def number(self, value: float, unit: str) -> str:
         """`value` stated in `unit`, converted to this unit and written as its values are."""
-        return f"{value * UNITS[unit][1] / UNITS[self.unit][1]:.{self.decimals}f}"
+        return f"{value * MEASURES[unit].size / MEASURES[self.unit].size:.{self.decimals}f}"
 
 
 def value_decimals(values: list[str] | tuple[str, ...]) -> int:
@@ -127,7 +101,7 @@ def annotate(text: str, targets: dict[str, Target]) -> str:
         return text
     pieces, last = [], 0
     for m in measurements(text):
-        target = targets.get(UNITS[m.unit][0])
+        target = targets.get(MEASURES[m.unit].measures)
         if target is None or m.unit == target.unit:
             continue
         pieces += [text[last:m.end], f" ({target.number(m.value, m.unit)} {target.unit})"]
@@ -140,7 +114,7 @@ def targets(vocabulary: Vocabulary) -> dict[str, Target]:
     out: dict[str, Target] = {}
     for f in vocabulary.facets:
         if f.unit is not None:
-            out.setdefault(UNITS[f.unit][0], Target(f.unit, value_decimals(f.allowed)))
+            out.setdefault(MEASURES[f.unit].measures, Target(f.unit, value_decimals(f.allowed)))
     return out
 
 

@@ -20,14 +20,15 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from tagsmith.items import Item
 from tagsmith.measures import parse_number
 from tagsmith.text import fold
-from tagsmith.vocab_health import loose_key, unit_symbol
+from tagsmith.units import CONVERSIONS, spellings_pattern, unit_of
+from tagsmith.vocab_health import loose_key
 from tagsmith.vocabulary import Facet, Value, Vocabulary
 
 TOKEN = re.compile(r"[\w][\w.,/'&+-]*[\w]|[\w]")
@@ -39,13 +40,22 @@ FEATURES = ("similarity", "similarity_top3", "shape_share", "word_share", "left_
             "three_words", "four_words", "has_digit", "only_digits", "capitalized", "upper_case",
             "in_title", "opens_title", "model_wrote", "inside_model_answer", "log_chars",
             "other_facets_similarity", "similarity_margin", "converted")
-#: (unit a text may state a number in, factor): a vocabulary may store measures in another unit
-#: ("61.0" for 24"); which ones a facet uses is found from its values (`conversions`)
-CONVERSIONS = (("in", 2.54), ("in", 25.4), ("ft", 30.48), ("ft", 0.3048), ("lb", 0.4536), ("lb", 453.6),
-               ("oz", 28.35), ("oz", 29.57), ("kg", 1000.0), ("g", 0.001))
+#: the units a text may state a number in that a vocabulary stores in another unit ("61.0" for
+#: 24"); which conversions a facet uses is found from its values (`conversions`)
+_SOURCES = list(dict.fromkeys(unit for unit, _, _ in CONVERSIONS))
+_MARKS, _WORDS = spellings_pattern(_SOURCES, words=False), spellings_pattern(_SOURCES, marks=False)
 NUMBER = re.compile(r"(?<![\w.,/-])(\d+(?:\.\d+)?(?:[- ]\d+/\d+)?|\d+/\d+)(?![\d.,/]*\d)"
-                    r"\s*(\"|''|inch(?:es)?\b|in\b|ft\b|feet\b|foot\b|'|lbs?\b|pounds?\b|oz\b|ounces?\b|kgs?\b|g\b)?",
-                    re.IGNORECASE)
+                    rf"\s*({_MARKS}|(?:{_WORDS})\b)?", re.IGNORECASE)
+
+
+class Conversion(NamedTuple):
+    """Numbers a text states in `unit` are written as a facet's values in `target`."""
+
+    unit: str
+    target: str
+    factor: float
+    #: the facet values' usual number of decimals
+    decimals: int
 
 
 @dataclass(frozen=True)
@@ -90,8 +100,7 @@ def stated_numbers(text: str) -> list[tuple[float, str | None, int, int]]:
             value = parse_number(m.group(1))
         except (ValueError, ZeroDivisionError):
             continue
-        unit = m.group(2).casefold() if m.group(2) else None
-        out.append((value, unit and (unit_symbol(unit) or unit_symbol(unit.rstrip("s"))), m.start(), m.end()))
+        out.append((value, unit_of(m.group(2)) if m.group(2) else None, m.start(), m.end()))
     return out
 
 
@@ -99,10 +108,10 @@ _BARE_NUMBER = re.compile(r"\d+(?:\.(\d+))?")
 
 
 def conversions(values: Sequence[str], texts: Sequence[str], *, min_share: float = 0.1,
-                min_hits: int = 3) -> list[tuple[str, float, int]]:
+                min_hits: int = 3) -> list[Conversion]:
     """The unit conversions that turn numbers of the texts into this facet's values, when its values
-    are mostly bare numbers: (unit, factor, decimals) for each conversion whose numbers stated in that
-    unit reproduce at least `min_hits` distinct values and `min_share` of them. Converted candidates
+    are mostly bare numbers: each conversion of the units table whose numbers stated in its unit
+    reproduce at least `min_hits` distinct values and `min_share` of them. Converted candidates
     (`converted_spans`) then include numbers stated without a unit ("36 x 18")."""
     matches = [m for v in values if (m := _BARE_NUMBER.fullmatch(v.strip()))]
     if len(matches) < max(2, len(values) / 2):
@@ -116,27 +125,26 @@ def conversions(values: Sequence[str], texts: Sequence[str], *, min_share: float
 
     # Found from numbers that name the unit; a conversion must explain more values than the bare
     # numbers as stated do (a facet of counts, "500" sheets, matches converted numbers by chance)
-    # and only the best factor of each unit counts.
+    # and only the best target of each unit counts.
     as_stated = hits(None, 1.0)
-    best: dict[str, tuple[int, float]] = {}
-    for unit, factor in CONVERSIONS:
+    best: dict[str, tuple[int, Conversion]] = {}
+    for unit, target, factor in CONVERSIONS:
         n = hits(unit, factor)
-        if n >= max(min_hits, min_share * len(known)) and n > as_stated and n > best.get(unit, (0, 0.0))[0]:
-            best[unit] = (n, factor)
-    return [(unit, factor, decimals) for unit, (_, factor) in best.items()]
+        if n >= max(min_hits, min_share * len(known)) and n > as_stated and n > best.get(unit, (0,))[0]:
+            best[unit] = (n, Conversion(unit, target, factor, decimals))
+    return [conversion for _, conversion in best.values()]
 
 
-def converted_spans(item: Item, facet: str, found: Sequence[tuple[str, float, int]], *,
-                    max_chars: int = 500) -> list[Span]:
+def converted_spans(item: Item, facet: str, found: Sequence[Conversion], *, max_chars: int = 500) -> list[Span]:
     """The item's numbers in the facet's unit, as spans with the words around them for context."""
     spans = []
     for where, text in (("title", item.title), ("description", item.description[:max_chars])):
         for x, stated_unit, start, end in stated_numbers(text):
             before = TOKEN.findall(text[:start])
             after = re.match(r"\s*([^\W\d_]+|\d+)", text[end:])
-            for unit, factor, decimals in found:
-                if stated_unit in (None, unit):
-                    spans.append(Span(item, f"{x * factor:.{decimals}f}", where, where == "title" and start == 0,
+            for c in found:
+                if stated_unit in (None, c.unit):
+                    spans.append(Span(item, f"{x * c.factor:.{c.decimals}f}", where, where == "title" and start == 0,
                                       before[-1].casefold() if before else f"^{where}",
                                       after.group(1).casefold() if after else "$", facet, converted=True))
     return spans
@@ -148,10 +156,10 @@ def _alpha_words(text: str) -> list[str]:
 
 def shape(text: str, unit_words: Iterable[str] = ()) -> str:
     """A run's form: numbers as 0, units as their symbol, the facet's own unit words kept, other
-    words as w. "44 gallon" and "12 gallon" share "0 gallon" when gallon is a unit word of the
+    words as w. "44 quart" and "12 quart" share "0 quart" when quart is a unit word of the
     facet; "2.5-GHz" and "3GHz" share "0 ghz"."""
     units = set(unit_words)
-    return " ".join("0" if t[0].isdigit() else unit_symbol(t) or (t if t in units else "w")
+    return " ".join("0" if t[0].isdigit() else unit_of(t) or (t if t in units else "w")
                     for t in re.findall(r"\d+(?:[.,/]\d+)*|[^\W\d_]+", fold(text)))
 
 

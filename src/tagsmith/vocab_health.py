@@ -19,36 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tagsmith.text import fold, singular
+from tagsmith.units import unit_of
 from tagsmith.vocab_patch import FacetPatch, Patch
 from tagsmith.vocabulary import Facet, VocabularySet
-
-#: unit spellings folded to one symbol before values are compared
-UNITS = {
-    "cm": ("centimeter", "centimeters", "centimetre", "centimetres", "cms"),
-    "mm": ("millimeter", "millimeters", "millimetre", "millimetres"),
-    "m": ("meter", "meters", "metre", "metres"),
-    "in": ("inch", "inches", "\"", "''"),
-    "ft": ("foot", "feet", "'"),
-    "g": ("gram", "grams", "gr"),
-    "kg": ("kilogram", "kilograms", "kilo", "kilos", "kgs"),
-    "oz": ("ounce", "ounces"),
-    "lb": ("pound", "pounds", "lbs"),
-    "ml": ("milliliter", "milliliters", "millilitre", "millilitres"),
-    "l": ("liter", "liters", "litre", "litres"),
-    "gb": ("gigabyte", "gigabytes"),
-    "tb": ("terabyte", "terabytes"),
-    "mb": ("megabyte", "megabytes"),
-    "ghz": ("gigahertz",),
-    "mhz": ("megahertz",),
-    "w": ("watt", "watts"),
-    "v": ("volt", "volts"),
-}
-_UNIT_OF = {spelling: unit for unit, spellings in UNITS.items() for spelling in spellings}
-
-
-def unit_symbol(word: str) -> str | None:
-    """The one symbol of a folded unit word ("gigabytes" -> "gb", "gb" -> "gb"), or None."""
-    return word if word in UNITS else _UNIT_OF.get(word)
 
 
 def loose_key(value: str) -> str:
@@ -59,11 +32,7 @@ def loose_key(value: str) -> str:
     text = re.sub(r"(\d),(\d{3})(?!\d)", r"\1\2", text)                     # 1,000 -> 1000
     text = NUMBER.sub(lambda m: _number(m.group()), text)                    # 2.50 -> 2.5, 3.0 -> 3
     tokens = re.findall(r"\d+(?:\.\d+)?|[^\W\d_]+", text.replace("'", ""))
-    out = []
-    for t in tokens:
-        t = _UNIT_OF.get(t, t)
-        out.append(singular(t))
-    return "".join(out)
+    return "".join(singular(unit_of(t) or t) for t in tokens)
 
 
 NUMBER = re.compile(r"\d+(?:\.\d+)?")

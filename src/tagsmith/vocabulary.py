@@ -25,7 +25,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tagsmith.errors import VocabularyError
-from tagsmith.measures import UNITS, Target, targets
+from tagsmith.measures import Target, targets
+from tagsmith.units import MEASURES
 from tagsmith.text import fold, normalize
 
 VOCAB_SUFFIXES = (".yaml", ".yml", ".json")
@@ -115,8 +116,8 @@ class Facet(_Cached):
             raise ValueError("facet has no values (list some, or mark it 'extractive: true')")
         if self.required and self.extractive:
             raise ValueError("an extractive facet cannot be required (its text may not state a value)")
-        if self.unit is not None and self.unit not in UNITS:
-            raise ValueError(f"unknown unit {self.unit!r} (known: {', '.join(UNITS)})")
+        if self.unit is not None and self.unit not in MEASURES:
+            raise ValueError(f"unknown unit {self.unit!r} (known: {', '.join(MEASURES)})")
         if self.normalize and not self.extractive:
             raise ValueError("'normalize' applies to extractive facets (closed facets list their values' spellings)")
         seen: dict[str, str] = {}
