@@ -45,12 +45,14 @@ def vocab_with(values, name="v"):
 @pytest.mark.parametrize("a, b", [("Men's", "mens"), ("10 cm", "10 Centimeters"), ("2.0 GHz", "2GHz"),
                                   ("Batteries", "battery"), ("Stainless-Steel", "stainless steel"),
                                   ('12"', "12 inches"), ("1,000 mAh", "1000mAh"),
-                                  ("3.00GHz", "3 GHz"), ("3.20GHz", "3.2 ghz")])
+                                  ("3.00GHz", "3 GHz"), ("3.20GHz", "3.2 ghz"), ("44-gal", "44 gallon"),
+                                  ("2-1/2 gallon", "2 1/2 gal")])
 def test_loose_key_joins_spellings_of_one_value(a, b):
     assert loose_key(a) == loose_key(b)
 
 
-@pytest.mark.parametrize("a, b", [("4 GB", "4 TB"), ("1.5", "15"), ("Glass", "Gla"), ("Red", "Reds Blue")])
+@pytest.mark.parametrize("a, b", [("4 GB", "4 TB"), ("1.5", "15"), ("Glass", "Gla"), ("Red", "Reds Blue"),
+                                  ("1/2 Gal", "12 gallon"), ('3/4"', '34"')])
 def test_loose_key_keeps_different_values_apart(a, b):
     assert loose_key(a) != loose_key(b)
 

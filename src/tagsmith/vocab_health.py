@@ -31,7 +31,8 @@ def loose_key(value: str) -> str:
     text = re.sub(r"(\d)\s*(\"|'')", r"\1 in ", text)
     text = re.sub(r"(\d),(\d{3})(?!\d)", r"\1\2", text)                     # 1,000 -> 1000
     text = NUMBER.sub(lambda m: _number(m.group()), text)                    # 2.50 -> 2.5, 3.0 -> 3
-    tokens = re.findall(r"\d+(?:\.\d+)?|[^\W\d_]+", text.replace("'", ""))
+    # a fraction stays one token: "1/2 gal" and "12 gal" are two values
+    tokens = re.findall(r"\d+(?:\.\d+)?(?:/\d+(?:\.\d+)?)?|[^\W\d_]+", text.replace("'", ""))
     return "".join(singular(unit_of(t) or t) for t in tokens)
 
 
