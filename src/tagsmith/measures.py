@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from tagsmith.vocabulary import Vocabulary
 
 #: inch marks may touch a side letter (24"W); a foot mark before a letter is an apostrophe (80's)
-_MARKS = "\"|''|\u201d|['\u2019](?![^\\W\\d_])"
+_MARKS = (f"{spellings_pattern(['in'], words=False)}|"
+          f"(?:{spellings_pattern(['ft'], words=False)})(?![^\\W\\d_])")
 _UNIT = spellings_pattern(list(MEASURES), marks=False)
 _NUMBER = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?(?:[- ]\d+/\d+)?|\d+/\d+"
 #: one number, its unit if one follows ("24\"", "3-7/8 in", "610mm"), and the next in a chain
