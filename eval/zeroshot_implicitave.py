@@ -82,13 +82,13 @@ def majority(train: Dataset, test: Dataset) -> list[str | None]:
 def embedding(test: Dataset, encoder: TextEncoder) -> list[str | None]:
     out = []
     vectors = encoder.encode([item_text(g) for g in test.items])
-    by_facet: dict[str, object] = {}
+    by_vocab: dict[str, object] = {}  # vocabularies of several datasets share facet names
     for g, v in zip(test.items, vectors, strict=True):
         vocab = test.vocabularies.for_category(g.item.category)
         facet = vocab.facets[0]
-        if vocab.name not in by_facet:
-            by_facet[vocab.name] = option_vectors(encoder, facet)
-        prior = embedding_prior(by_facet[vocab.name] @ v, 1.0)
+        if vocab.name not in by_vocab:
+            by_vocab[vocab.name] = option_vectors(encoder, facet)
+        prior = embedding_prior(by_vocab[vocab.name] @ v, 1.0)
         out.append(facet.allowed[int(prior.argmax())])
     return out
 

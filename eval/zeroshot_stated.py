@@ -50,17 +50,21 @@ def stated_tasks(path: Path, n: int, seed: int) -> Dataset:
     """N (title, attribute) pairs of an ExtractGPT file, each with its own closed option list."""
     data = load_extractgpt(path)
     seen: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)  # (category, attribute) -> fold -> value
+
+    def values_of(g: GoldItem, attr: str) -> dict[str, str]:
+        return seen[(fold(g.item.category or ""), attr)]
+
     for g in data.items:
         for attr, values in g.gold.items():
             for v in values:
-                seen[(fold(g.item.category or ""), attr)].setdefault(fold(v), v)
+                values_of(g, attr).setdefault(fold(v), v)
     pool = [(g, attr) for g in data.items for attr, values in g.gold.items()
-            if values and len(seen[(fold(g.item.category or ""), attr)]) >= MIN_OPTIONS]
+            if values and len(values_of(g, attr)) >= MIN_OPTIONS]
     rng = random.Random(seed)
     items, vocabs = [], []
     for k, (g, attr) in enumerate(rng.sample(pool, min(n, len(pool)))):
         value = g.gold[attr][0]
-        others = [v for key, v in seen[(fold(g.item.category or ""), attr)].items() if key != fold(value)]
+        others = [v for key, v in values_of(g, attr).items() if key != fold(value)]
         listed = [value, *rng.sample(others, min(len(others), rng.randint(MIN_OPTIONS, MAX_OPTIONS) - 1))]
         rng.shuffle(listed)
         name = f"{path.parent.name}/{k}"
