@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from tagsmith.items import Item
-from tagsmith.value_spans import conversions, fit_logistic, learnt_answers, stated_numbers, text_spans
+from tagsmith.value_spans import SpanTable, conversions, fit_logistic, learnt_answers, shape, stated_numbers, text_spans
+from tagsmith.vocab_health import loose_key
 from tagsmith.vocab_suggest import suggest
 from tagsmith.vocabulary import VocabularySet, parse_vocabulary
 
@@ -99,3 +100,23 @@ def test_too_few_mentions_to_learn_from_give_the_model_answers_back():
     learnt = learnt_answers([(i, vocab) for i in items], answers, HashEncoder(), min_positives=1000)
     assert not learnt.learnt
     assert learnt.answers == [(items[0], "bins", {"Capacity": [("44 gallon", 1.0)]})]
+
+
+def test_shape_with_decimals_tells_a_facets_number_format_apart():
+    assert shape("61.0") == shape("24") == "0"
+    assert shape("61.0", decimals=True) == "0.d" and shape("24", decimals=True) == "0"
+    assert shape("2.25 quart", ["quart"], decimals=True) == "0.dd quart"
+
+
+def test_known_stated_finds_the_known_values_an_item_already_states():
+    vocab = parse_vocabulary(GALLONS)
+    items = [Item("1", 'Bin, 10 gallon, 24"W'), Item("2", "Bin, 44 gallon")]
+    items += [Item(f"w{n}", f'Bin, {w}"W') for n, w in enumerate((30, 36, 18, 20))]  # widths in inches
+    answers = [(items[0], {"Capacity": ["10 gallon"]}), (items[1], {"Capacity": ["44 gallon"]})]
+    table = SpanTable.build(vocab, items, answers, HashEncoder().encode)
+    capacity = {loose_key(v) for v in vocab.facet("Capacity").allowed}
+    width = {loose_key(v) for v in vocab.facet("Width").allowed}
+    assert table.known_stated(items[0], "Capacity", capacity) == ({loose_key("10 gallon")}, True)
+    assert table.known_stated(items[1], "Capacity", capacity) == (set(), False)
+    # a number converted to the facet's unit counts as stated: 24" is the known 61.0 cm
+    assert table.known_stated(items[0], "Width", width) == ({loose_key("61.0")}, False)

@@ -39,7 +39,8 @@ FEATURES = ("similarity", "similarity_top3", "shape_share", "word_share", "left_
             "log_items", "specificity", "other_facet_value", "facet_name", "one_word", "two_words",
             "three_words", "four_words", "has_digit", "only_digits", "capitalized", "upper_case",
             "in_title", "opens_title", "model_wrote", "inside_model_answer", "log_chars",
-            "other_facets_similarity", "similarity_margin", "converted")
+            "other_facets_similarity", "similarity_margin", "converted", "item_states_known",
+            "model_answered_known", "format_share")
 #: the units a text may state a number in that a vocabulary stores in another unit ("61.0" for
 #: 24"); which conversions a facet uses is found from its values (`conversions`)
 _SOURCES = list(dict.fromkeys(unit for unit, _, _ in CONVERSIONS))
@@ -154,12 +155,18 @@ def _alpha_words(text: str) -> list[str]:
     return re.findall(r"[^\W\d_]+", fold(text))
 
 
-def shape(text: str, unit_words: Iterable[str] = ()) -> str:
+def shape(text: str, unit_words: Iterable[str] = (), *, decimals: bool = False) -> str:
     """A run's form: numbers as 0, units as their symbol, the facet's own unit words kept, other
     words as w. "44 quart" and "12 quart" share "0 quart" when quart is a unit word of the
-    facet; "2.5-GHz" and "3GHz" share "0 ghz"."""
+    facet; "2.5-GHz" and "3GHz" share "0 ghz". With `decimals`, a number's decimal places count
+    too ("61.0" is "0.d", "24" is "0"): a facet stores its numbers in one format, and a number of
+    the text in another is seldom one of its values."""
     units = set(unit_words)
-    return " ".join("0" if t[0].isdigit() else unit_of(t) or (t if t in units else "w")
+
+    def number(t: str) -> str:
+        return "0" + ("." + "d" * len(t.rsplit(".", 1)[1]) if decimals and "." in t else "")
+
+    return " ".join(number(t) if t[0].isdigit() else unit_of(t) or (t if t in units else "w")
                     for t in re.findall(r"\d+(?:[.,/]\d+)*|[^\W\d_]+", fold(text)))
 
 
@@ -177,6 +184,9 @@ class SpanTable:
     answered: dict[tuple[str, str], set[str]]
     #: facet -> each span's highest similarity to that facet's values
     nearest: dict[str, Any] = field(default_factory=dict)
+    #: (item id, facet or None) -> loose keys of the item's text runs (None) and of its numbers
+    #: converted to that facet's unit (the facet)
+    stated: dict[tuple[str, str | None], set[str]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, vocab: Vocabulary, items: Sequence[Item], answers: Iterable[tuple[Item, dict[str, Sequence[str]]]],
@@ -202,6 +212,10 @@ class SpanTable:
             if found:
                 spans += [s for item in items for s in converted_spans(item, f.name, found, max_chars=max_chars)]
         keys = [loose_key(s.text) for s in spans]
+        stated: dict[tuple[str, str | None], set[str]] = {}
+        for s, key in zip(spans, keys, strict=True):
+            if s.where != "answer":
+                stated.setdefault((s.item.id, s.facet), set()).add(key)
         vectors = embed([s.text for s in spans])
         nearest = {}
         for f in vocab.facets:
@@ -209,7 +223,14 @@ class SpanTable:
                 values = embed([v.value for v in f.values])
                 nearest[f.name] = np.concatenate([(vectors[i:i + 20000] @ values.T).max(axis=1)
                                                   for i in range(0, len(spans), 20000)] or [np.zeros(0)])
-        return cls(vocab, spans, keys, vectors, item_freq, answered, nearest)
+        return cls(vocab, spans, keys, vectors, item_freq, answered, nearest, stated)
+
+    def known_stated(self, item: Item, facet: str, known: set[str]) -> tuple[set[str], bool]:
+        """The known values of the facet that the item's text states (loose keys), and whether the
+        model's answer for it was one: an item the vocabulary already tags is seldom where a value
+        it lacks shows up."""
+        text = (self.stated.get((item.id, None), set()) | self.stated.get((item.id, facet), set())) & known
+        return text, bool(self.answered.get((item.id, facet), set()) & known)
 
     def other_facets_similarity(self, facet: str) -> Any:
         """Each span's highest similarity to the values of the vocabulary's other closed facets."""
@@ -231,6 +252,7 @@ class FacetProfile:
     words: set[str]
     unit_words: frozenset[str]
     shapes: Counter[str]
+    formats: Counter[str]
     n_values: int
     left: Counter[str]
     right: Counter[str]
@@ -252,6 +274,7 @@ class FacetProfile:
         others = {loose_key(x) for f in table.vocab.facets if f.name != facet.name and not f.extractive
                   for x in f.allowed}
         return cls(keys, value_vectors, set(counts), unit_words, Counter(shape(v.value, unit_words) for v in values),
+                   Counter(shape(v.value, unit_words, decimals=True) for v in values),
                    len(values), left, right, sum(left.values()), set(_alpha_words(facet.name)), others)
 
 
@@ -261,6 +284,7 @@ def features(table: SpanTable, facet: str, profile: FacetProfile, rows: np.ndarr
     X = np.zeros((len(rows), len(FEATURES)), dtype=np.float32)
     context_scale = math.log1p(profile.mentions + 1)
     others = table.other_facets_similarity(facet)
+    known: dict[str, tuple[set[str], bool]] = {}
     for start in range(0, len(rows), chunk):
         part = rows[start:start + chunk]
         if len(profile.vectors):
@@ -269,6 +293,9 @@ def features(table: SpanTable, facet: str, profile: FacetProfile, rows: np.ndarr
             sims = np.zeros((len(part), 1), dtype=np.float32)
         for k, n in enumerate(part):
             span, key = table.spans[n], table.keys[n]
+            if span.item.id not in known:
+                known[span.item.id] = table.known_stated(span.item, facet, profile.keys)
+            stated = known[span.item.id]
             words = _alpha_words(span.text)
             answers = table.answered.get((span.item.id, facet), ())
             n_words = len(span.text.split())
@@ -285,7 +312,9 @@ def features(table: SpanTable, facet: str, profile: FacetProfile, rows: np.ndarr
                 span.text[:1].isupper(), span.text.isupper() and len(span.text) > 1,
                 span.where == "title", span.first,
                 key in answers, any(key in a for a in answers), math.log(len(span.text)),
-                others[n], sims[k, 0] - others[n], span.converted)
+                others[n], sims[k, 0] - others[n], span.converted,
+                bool(stated[0] - {key}), stated[1],
+                profile.formats.get(shape(span.text, profile.unit_words, decimals=True), 0) / max(1, profile.n_values))
     return X
 
 
