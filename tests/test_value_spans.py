@@ -5,7 +5,18 @@ from __future__ import annotations
 import numpy as np
 
 from tagsmith.items import Item
-from tagsmith.value_spans import SpanTable, conversions, fit_logistic, learnt_answers, shape, stated_numbers, text_spans
+from tagsmith.value_spans import (
+    FEATURES,
+    FacetProfile,
+    SpanTable,
+    conversions,
+    features,
+    fit_logistic,
+    learnt_answers,
+    shape,
+    stated_numbers,
+    text_spans,
+)
 from tagsmith.vocab_health import loose_key
 from tagsmith.vocab_suggest import suggest
 from tagsmith.vocabulary import VocabularySet, parse_vocabulary
@@ -120,3 +131,16 @@ def test_known_stated_finds_the_known_values_an_item_already_states():
     assert table.known_stated(items[1], "Capacity", capacity) == (set(), False)
     # a number converted to the facet's unit counts as stated: 24" is the known 61.0 cm
     assert table.known_stated(items[0], "Width", width) == ({loose_key("61.0")}, False)
+
+
+def test_a_facet_of_numbers_gets_its_own_copy_of_the_features():
+    vocab = parse_vocabulary(GALLONS)
+    items = [Item("1", 'Bin, 10 gallon, 24"W'), Item("2", "Bin, 44 gallon")]
+    table = SpanTable.build(vocab, items, [], HashEncoder().encode)
+    half = len(FEATURES) // 2
+    for name, numeric in (("Capacity", True), ("Category", False)):
+        facet = vocab.facet(name)
+        profile = FacetProfile.of(facet, list(facet.values), HashEncoder().encode(list(facet.allowed)), table)
+        X = features(table, name, profile, table.rows(name), table.item_freq)
+        assert profile.numeric is numeric and X[:, :half].any()
+        assert np.array_equal(X[:, half:], X[:, :half] if numeric else np.zeros_like(X[:, :half]))

@@ -35,12 +35,16 @@ TOKEN = re.compile(r"[\w][\w.,/'&+-]*[\w]|[\w]")
 #: a run of words neither starts nor ends with one of these (the value is beside them)
 EDGE_WORDS = frozenset("a an and or of the with for to in on at by from as is are be this that it its your "
                        "you our we can will x w".split())
-FEATURES = ("similarity", "similarity_top3", "shape_share", "word_share", "left_context", "right_context",
-            "log_items", "specificity", "other_facet_value", "facet_name", "one_word", "two_words",
-            "three_words", "four_words", "has_digit", "only_digits", "capitalized", "upper_case",
-            "in_title", "opens_title", "model_wrote", "inside_model_answer", "log_chars",
-            "other_facets_similarity", "similarity_margin", "converted", "item_states_known",
-            "model_answered_known", "format_share")
+_BASE_FEATURES = ("similarity", "similarity_top3", "shape_share", "word_share", "left_context", "right_context",
+                  "log_items", "specificity", "other_facet_value", "facet_name", "one_word", "two_words",
+                  "three_words", "four_words", "has_digit", "only_digits", "capitalized", "upper_case",
+                  "in_title", "opens_title", "model_wrote", "inside_model_answer", "log_chars",
+                  "other_facets_similarity", "similarity_margin", "converted", "item_states_known",
+                  "model_answered_known", "format_share")
+#: every feature again, set only for facets whose values are mostly numbers: what marks a missing
+#: number (its format, the words around it) is not what marks a missing name, and one linear
+#: ranker over both kinds of facet could only average the two
+FEATURES = _BASE_FEATURES + tuple(f"numeric_facet:{name}" for name in _BASE_FEATURES)
 #: the units a text may state a number in that a vocabulary stores in another unit ("61.0" for
 #: 24"); which conversions a facet uses is found from its values (`conversions`)
 _SOURCES = list(dict.fromkeys(unit for unit, _, _ in CONVERSIONS))
@@ -259,6 +263,8 @@ class FacetProfile:
     mentions: int
     name_words: set[str]
     other_keys: set[str]
+    #: most of the facet's values hold a number
+    numeric: bool = False
 
     @classmethod
     def of(cls, facet: Facet, values: Sequence[Value], value_vectors: Any, table: SpanTable) -> FacetProfile:
@@ -275,7 +281,8 @@ class FacetProfile:
                   for x in f.allowed}
         return cls(keys, value_vectors, set(counts), unit_words, Counter(shape(v.value, unit_words) for v in values),
                    Counter(shape(v.value, unit_words, decimals=True) for v in values),
-                   len(values), left, right, sum(left.values()), set(_alpha_words(facet.name)), others)
+                   len(values), left, right, sum(left.values()), set(_alpha_words(facet.name)), others,
+                   2 * sum(any(c.isdigit() for c in v.value) for v in values) >= max(1, len(values)))
 
 
 def features(table: SpanTable, facet: str, profile: FacetProfile, rows: np.ndarray,
@@ -299,7 +306,7 @@ def features(table: SpanTable, facet: str, profile: FacetProfile, rows: np.ndarr
             words = _alpha_words(span.text)
             answers = table.answered.get((span.item.id, facet), ())
             n_words = len(span.text.split())
-            X[start + k] = (
+            X[start + k, :len(_BASE_FEATURES)] = (
                 sims[k, 0], sims[k, :3].mean(),
                 profile.shapes.get(shape(span.text, profile.unit_words), 0) / max(1, profile.n_values),
                 sum(w in profile.words for w in words) / len(words) if words else 0.0,
@@ -315,6 +322,8 @@ def features(table: SpanTable, facet: str, profile: FacetProfile, rows: np.ndarr
                 others[n], sims[k, 0] - others[n], span.converted,
                 bool(stated[0] - {key}), stated[1],
                 profile.formats.get(shape(span.text, profile.unit_words, decimals=True), 0) / max(1, profile.n_values))
+    if profile.numeric:
+        X[:, len(_BASE_FEATURES):] = X[:, :len(_BASE_FEATURES)]
     return X
 
 
